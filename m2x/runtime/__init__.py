@@ -1,0 +1,1 @@
+"""The runtime every service and adapter shares: settings, logs, telemetry, gRPC, ClickHouse."""

@@ -1,0 +1,109 @@
+"""The one table between domain errors and gRPC statuses, in both directions.
+
+Servers call `abort_with` (via the error interceptor) and clients call `to_domain_error`, so a
+field-level validation error raised in a service reaches the API layer as the same
+ValidationFailed, carried in standard google.rpc details (BadRequest, ResourceInfo, ErrorInfo).
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from m2x.runtime.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+    ValidationFailed,
+)
+
+ERROR_DOMAIN = "m2x"
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def to_status(error: DomainError) -> status_pb2.Status:
+    """Domain error -> google.rpc.Status with structured details."""
+    if isinstance(error, ValidationFailed):
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=field, description=code)
+                for field, codes in error.fields.items()
+                for code in codes
+            ]
+        )
+        return status_pb2.Status(
+            code=code_pb2.INVALID_ARGUMENT, message=str(error), details=[_pack(bad)]
+        )
+    if isinstance(error, NotFound):
+        info = error_details_pb2.ResourceInfo(
+            resource_type=error.resource, resource_name=error.name
+        )
+        return status_pb2.Status(code=code_pb2.NOT_FOUND, message=str(error), details=[_pack(info)])
+    if isinstance(error, PermissionDenied | Conflict):
+        code = (
+            code_pb2.PERMISSION_DENIED
+            if isinstance(error, PermissionDenied)
+            else code_pb2.FAILED_PRECONDITION
+        )
+        info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
+        return status_pb2.Status(code=code, message=str(error), details=[_pack(info)])
+    if isinstance(error, Unauthenticated):
+        return status_pb2.Status(code=code_pb2.UNAUTHENTICATED, message=str(error))
+    if isinstance(error, Unavailable):
+        return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(error))
+    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+
+
+def to_domain_error(error: grpc.RpcError) -> DomainError | None:
+    """gRPC error from a call -> the domain error it carries, or None for transport failures."""
+    code = error.code() if hasattr(error, "code") else None
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    details = list(status.details) if status is not None else []
+    message = error.details() if hasattr(error, "details") else ""
+
+    def detail(kind: type) -> object | None:
+        for packed in details:
+            candidate = kind()
+            if packed.Is(candidate.DESCRIPTOR):
+                packed.Unpack(candidate)
+                return candidate
+        return None
+
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        bad = detail(error_details_pb2.BadRequest)
+        fields: dict[str, list[str]] = {}
+        for violation in getattr(bad, "field_violations", []):
+            fields.setdefault(violation.field, []).append(violation.description)
+        return ValidationFailed(fields)
+    if code == grpc.StatusCode.NOT_FOUND:
+        info = detail(error_details_pb2.ResourceInfo)
+        return NotFound(
+            getattr(info, "resource_type", "Resource") or "Resource",
+            getattr(info, "resource_name", ""),
+        )
+    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION):
+        info = detail(error_details_pb2.ErrorInfo)
+        reason = getattr(info, "reason", "") or "denied"
+        cls = PermissionDenied if code == grpc.StatusCode.PERMISSION_DENIED else Conflict
+        return cls(reason, message or "")
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(message or "")
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return Unavailable(message or str(code))
+    return None
+
+
+async def abort_with(context: grpc.aio.ServicerContext, error: DomainError) -> None:
+    """Abort the current RPC with the status for `error` (raises grpc.aio.AbortError)."""
+    status = rpc_status.to_status(to_status(error))
+    await context.abort_with_status(status)
