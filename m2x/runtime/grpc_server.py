@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 class GrpcServer:
     server: grpc.aio.Server
     port: int
-    health: health.HealthServicer
+    health: health.aio.HealthServicer
     service_names: Sequence[str]
 
     async def stop(self, grace: float) -> None:
@@ -48,7 +48,7 @@ async def start_grpc_server(
         ],
     )
     register(server)
-    health_servicer = health.HealthServicer()
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [*service_names, health.SERVICE_NAME]
     if reflection_enabled:

@@ -1,0 +1,1 @@
+"""Backend services, one gRPC server and one ClickHouse database each."""

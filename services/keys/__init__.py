@@ -1,0 +1,1 @@
+"""Keys service: accounts, API keys, authentication and the key change feed."""
