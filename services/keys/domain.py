@@ -113,7 +113,10 @@ def validate(spec: Spec) -> Spec:
     origins = []
     for origin in spec.origins:
         try:
-            origins.append(str(ipaddress.ip_network(origin.strip(), strict=False)))
+            network = ipaddress.ip_network(origin.strip(), strict=False)
+            # A single address stays written as one; only real ranges carry a prefix length.
+            single = network.prefixlen == network.max_prefixlen
+            origins.append(str(network.network_address if single else network))
         except ValueError:
             errors["origin"] = ["not_valid"]
     if spec.expires_at_ms < 0:

@@ -1,0 +1,1 @@
+"""Protocol adapters (HTTP, MQTT) and the transport-neutral API layer they share."""

@@ -1,0 +1,1 @@
+"""The transport-neutral M2X API: route table, auth, rate limits, validation, error bodies."""

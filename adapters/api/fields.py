@@ -1,0 +1,67 @@
+"""Reading public JSON fields into typed values, collecting M2X validation code words."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from m2x.runtime.errors import ValidationFailed
+from m2x.runtime.timefmt import parse_iso
+
+
+class FieldReader:
+    """Reads fields of one request body; `done()` raises every problem found at once."""
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self.body = body
+        self.errors: dict[str, list[str]] = {}
+
+    def has(self, name: str) -> bool:
+        return name in self.body
+
+    def fail(self, name: str, code: str) -> None:
+        self.errors.setdefault(name, []).append(code)
+
+    def string(self, name: str, default: str = "") -> str:
+        value = self.body.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.fail(name, "not_valid")
+            return default
+        return str(value)
+
+    def string_list(self, name: str, split_commas: bool = False) -> tuple[str, ...]:
+        value = self.body.get(name)
+        if value is None:
+            return ()
+        if isinstance(value, str) and split_commas:
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(name, "not_valid")
+            return ()
+        return tuple(value)
+
+    def timestamp_ms(self, name: str) -> int:
+        """Milliseconds of an ISO 8601 field; 0 when absent or null."""
+        value = self.body.get(name)
+        if value is None or value == "":
+            return 0
+        try:
+            return parse_iso(value)
+        except (TypeError, ValueError):
+            self.fail(name, "not_valid")
+            return 0
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.body.get(name)
+        if value is None:
+            return default
+        if value not in choices:
+            self.fail(name, "not_valid")
+            return default
+        return str(value)
+
+    def done(self) -> None:
+        if self.errors:
+            raise ValidationFailed(self.errors)

@@ -1,0 +1,173 @@
+"""Principals: who a credential is, cached in the adapter and dropped the moment it changes.
+
+Authenticating costs a keys-service RPC only on a cache miss. The cache is trusted only while
+the keys service's change feed is connected: every change arrives there and evicts the keys it
+names, and losing the feed empties the cache and bypasses it until the feed is back, so a
+regenerated, changed or deleted key can never be served from a stale entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from m2x.keys.v1 import keys_pb2 as pb
+from m2x.keys.v1 import keys_pb2_grpc
+from m2x.runtime.errors import Unauthenticated, Unavailable
+from m2x.runtime.grpc_status import to_domain_error
+
+logger = logging.getLogger(__name__)
+
+KIND_NAMES = {
+    pb.KEY_KIND_MASTER: "master",
+    pb.KEY_KIND_DEVICE: "device",
+    pb.KEY_KIND_COLLECTION: "collection",
+    pb.KEY_KIND_DISTRIBUTION: "distribution",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key: str
+    account_id: str
+    kind: str  # master, device, collection, distribution
+    primary: bool
+    device_id: str
+    stream: str
+    permissions: frozenset[str]
+    expires_at_ms: int
+    origins: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    account_active: bool
+    record: pb.ApiKey
+
+    @classmethod
+    def from_pb(cls, key: pb.ApiKey) -> Principal:
+        return cls(
+            key=key.key, account_id=key.account_id, kind=KIND_NAMES.get(key.kind, "master"),
+            primary=key.primary, device_id=key.device_id, stream=key.stream,
+            permissions=frozenset(key.permissions), expires_at_ms=key.expires_at_ms,
+            origins=tuple(ipaddress.ip_network(o, strict=False) for o in key.origins),
+            account_active=key.account_active, record=key,
+        )  # fmt: skip
+
+    @property
+    def is_master(self) -> bool:
+        return self.kind == "master"
+
+    def expired(self, now_ms: int | None = None) -> bool:
+        now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        return 0 < self.expires_at_ms <= now_ms
+
+    def origin_allowed(self, client: str) -> bool:
+        if not self.origins:
+            return True
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.origins)
+
+
+async def call(rpc: grpc.aio.UnaryUnaryMultiCallable, request: object) -> object:
+    """One RPC with its gRPC failure turned into the domain error it carries."""
+    try:
+        return await rpc(request)
+    except grpc.RpcError as exc:
+        error = to_domain_error(exc)
+        if error is None:
+            logger.error("keys service call failed: %s", exc)
+            raise Unavailable("keys service unavailable") from None
+        raise error from None
+
+
+class KeysGateway:
+    """The adapter's view of the keys service: RPC stub plus the principal cache."""
+
+    def __init__(self, channel: grpc.aio.Channel, ttl: float = 300.0) -> None:
+        self.stub = keys_pb2_grpc.KeysServiceStub(channel)
+        self.ttl = ttl
+        self._cache: dict[str, tuple[Principal | None, float]] = {}
+        self._pending: dict[str, asyncio.Future[Principal | None]] = {}
+        self.live = False  # is the change feed connected?
+        self.feed_ready = asyncio.Event()
+
+    async def principal(self, credential: str) -> Principal | None:
+        """The principal for a credential, or None when no key has that string."""
+        entry = self._cache.get(credential)
+        if entry is not None and entry[1] > time.monotonic():
+            return entry[0]
+        pending = self._pending.get(credential)
+        if pending is not None:  # one RPC however many requests wait for the same key
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
+        self._pending[credential] = future
+        try:
+            result = await self._authenticate(credential)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._pending[credential]
+
+    async def _authenticate(self, credential: str) -> Principal | None:
+        live_before = self.live
+        try:
+            reply = await call(
+                self.stub.Authenticate, pb.AuthenticateRequest(credential=credential)
+            )
+            principal: Principal | None = Principal.from_pb(reply.key)  # type: ignore[attr-defined]
+        except Unauthenticated:
+            principal = None
+        # Cache only if the feed was live for the whole call: otherwise a change made
+        # meanwhile may have been missed.
+        if live_before and self.live:
+            self._cache[credential] = (principal, time.monotonic() + self.ttl)
+        return principal
+
+    def remember(self, key: pb.ApiKey) -> Principal:
+        principal = Principal.from_pb(key)
+        if self.live:
+            self._cache[key.key] = (principal, time.monotonic() + self.ttl)
+        return principal
+
+    def cached(self, credential: str) -> Principal | None:
+        entry = self._cache.get(credential)
+        return entry[0] if entry is not None and entry[1] > time.monotonic() else None
+
+    def evict(self, keys: list[str] | tuple[str, ...]) -> None:
+        for key in keys:
+            self._cache.pop(key, None)
+
+    async def watch(self) -> None:
+        """Follow the change feed forever, reconnecting with back-off."""
+        delay = 0.1
+        while True:
+            reason = "stream ended"
+            try:
+                stream = self.stub.WatchKeyChanges(pb.WatchKeyChangesRequest(), wait_for_ready=True)
+                async for change in stream:
+                    if change.subscribed:
+                        self._cache.clear()
+                        self.live = True
+                        self.feed_ready.set()
+                        delay = 0.1
+                        logger.info("key change feed connected")
+                    self.evict(tuple(change.keys))
+            except grpc.RpcError as exc:
+                reason = str(exc.code())
+            if self.live:
+                logger.warning("key change feed lost (%s); cache bypassed", reason)
+            self.live = False
+            self._cache.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)

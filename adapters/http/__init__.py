@@ -1,0 +1,1 @@
+"""HTTP adapter: aiohttp glue between HTTP and the transport-neutral API layer."""

@@ -1,0 +1,41 @@
+"""`m2x serve http`: run the HTTP adapter until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from adapters.http.app import create_app
+from adapters.http.config import HttpSettings
+from m2x.runtime.component import run_component
+from m2x.runtime.grpc_server import stop_event_on_signals
+from m2x.runtime.lifecycle import announce_ready
+
+logger = logging.getLogger(__name__)
+
+
+async def serve(settings: HttpSettings) -> None:
+    stop = stop_event_on_signals()
+    host, _, port = settings.listen.rpartition(":")
+    runner = web.AppRunner(
+        create_app(settings), access_log=None, shutdown_timeout=settings.shutdown_grace,
+        handle_signals=False,
+    )  # fmt: skip
+    await runner.setup()
+    site = web.TCPSite(runner, host or "0.0.0.0", int(port), backlog=1024, reuse_address=True)
+    await site.start()
+    bound = runner.addresses[0][1]
+    announce_ready("http", f"{host or '0.0.0.0'}:{bound}")
+    logger.info("HTTP adapter listening on %s:%d", host, bound)
+    await stop.wait()
+    logger.info("shutting down")
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_component("http", HttpSettings, serve, argv, "M2X HTTP adapter")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
