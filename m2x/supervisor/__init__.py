@@ -1,0 +1,1 @@
+"""Runs the whole stack as supervised OS processes: start in order, restart, stop cleanly."""
