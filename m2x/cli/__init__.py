@@ -1,0 +1,1 @@
+"""The `m2x` command: run the stack, run one component, manage accounts."""
