@@ -21,7 +21,7 @@ from m2x.supervisor.bootstrap import (
     write_bootstrap,
 )
 from m2x.supervisor.child import ComponentFailed
-from m2x.supervisor.components import dependency_order
+from m2x.supervisor.components import Component, dependency_order
 from m2x.supervisor.rundir import StackLocked, endpoints_path, hold_lock, write_private_json
 from m2x.supervisor.settings import UpSettings
 from m2x.supervisor.supervisor import Launch, Supervisor
@@ -39,29 +39,23 @@ class Stopped(Exception):
     """A signal asked the stack to stop while it was still starting."""
 
 
+def _launch(component: Component, settings: UpSettings, common: list[str]) -> Launch:
+    flags = list(common)
+    for name in component.forwards:
+        value = getattr(settings, name)
+        if value:
+            flags += ["--" + name.replace("_", "-"), str(value)]
+    host = getattr(settings, component.host_setting) if component.host_setting else "127.0.0.1"
+    port = getattr(settings, component.port_setting) if component.port_setting else 0
+    return Launch(component, host, port, tuple(flags))
+
+
 def plan(settings: UpSettings, config_file: Path | None) -> list[Launch]:
     """How to start each component, in dependency order, from the `up` settings."""
     common = ["--data-dir", str(settings.data_dir.resolve()), "--log-level", settings.log_level]
     if config_file is not None:
         common += ["--config", str(config_file.resolve())]
-    launches = []
-    for component in dependency_order():
-        flags = list(common)
-        for name in component.forwards:
-            value = getattr(settings, name)
-            if value:
-                flags += ["--" + name.replace("_", "-"), str(value)]
-        launches.append(
-            Launch(
-                component,
-                host=getattr(settings, component.host_setting)
-                if component.host_setting
-                else "127.0.0.1",
-                port=getattr(settings, component.port_setting) if component.port_setting else 0,
-                flags=tuple(flags),
-            )
-        )
-    return launches
+    return [_launch(component, settings, common) for component in dependency_order()]
 
 
 def _free_port() -> int:
