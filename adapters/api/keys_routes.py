@@ -92,14 +92,9 @@ async def create_key(c: Call) -> ApiResponse:
 
 
 async def view_key(c: Call) -> ApiResponse:
-    secret = c.params["key"]
-    # The principal cache holds the same records, kept fresh by the change feed.
-    cached = c.services.keys.cached(secret)
-    if cached is not None and cached.account_id == c.account_id:
-        return ApiResponse(200, key_json(c, cached.record))
-    request = pb.GetKeyRequest(account_id=c.account_id, key=secret)
-    reply: Any = await call(c.services.keys.stub.GetKey, request)
-    return ApiResponse(200, key_json(c, reply.key))
+    # Served from the principal cache, which the change feed keeps exact.
+    key = await c.services.keys.key_record(c.account_id, c.params["key"])
+    return ApiResponse(200, key_json(c, key))
 
 
 async def update_key(c: Call) -> ApiResponse:

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -97,6 +98,9 @@ class KeysGateway:
         self._pending: dict[str, asyncio.Future[Principal | None]] = {}
         self.live = False  # is the change feed connected?
         self.feed_ready = asyncio.Event()
+        # Bumped by every change event and feed loss: an answer fetched while it moved may
+        # predate a change, so it is used once but not cached.
+        self._generation = 0
 
     async def principal(self, credential: str) -> Principal | None:
         """The principal for a credential, or None when no key has that string."""
@@ -120,31 +124,38 @@ class KeysGateway:
             del self._pending[credential]
 
     async def _authenticate(self, credential: str) -> Principal | None:
-        live_before = self.live
+        generation = self._generation
         try:
-            reply = await call(
-                self.stub.Authenticate, pb.AuthenticateRequest(credential=credential)
-            )
-            principal: Principal | None = Principal.from_pb(reply.key)  # type: ignore[attr-defined]
+            request = pb.AuthenticateRequest(credential=credential)
+            reply: Any = await call(self.stub.Authenticate, request)
+            principal: Principal | None = Principal.from_pb(reply.key)
         except Unauthenticated:
             principal = None
-        # Cache only if the feed was live for the whole call: otherwise a change made
-        # meanwhile may have been missed.
-        if live_before and self.live:
-            self._cache[credential] = (principal, time.monotonic() + self.ttl)
+        self._store(credential, principal, generation)
         return principal
 
-    def remember(self, key: pb.ApiKey) -> Principal:
-        principal = Principal.from_pb(key)
-        if self.live:
-            self._cache[key.key] = (principal, time.monotonic() + self.ttl)
-        return principal
+    def _store(self, credential: str, principal: Principal | None, generation: int) -> None:
+        # Cache only what was fetched while the feed was live and quiet throughout.
+        if self.live and generation == self._generation:
+            self._cache[credential] = (principal, time.monotonic() + self.ttl)
+
+    async def key_record(self, account_id: str, secret: str) -> pb.ApiKey:
+        """A key of the account, from the cache when possible (NotFound otherwise)."""
+        cached = self.cached(secret)
+        if cached is not None and cached.account_id == account_id:
+            return cached.record
+        generation = self._generation
+        request = pb.GetKeyRequest(account_id=account_id, key=secret)
+        reply: Any = await call(self.stub.GetKey, request)
+        self._store(secret, Principal.from_pb(reply.key), generation)
+        return reply.key
 
     def cached(self, credential: str) -> Principal | None:
         entry = self._cache.get(credential)
         return entry[0] if entry is not None and entry[1] > time.monotonic() else None
 
     def evict(self, keys: list[str] | tuple[str, ...]) -> None:
+        self._generation += 1
         for key in keys:
             self._cache.pop(key, None)
 
@@ -157,6 +168,7 @@ class KeysGateway:
                 stream = self.stub.WatchKeyChanges(pb.WatchKeyChangesRequest(), wait_for_ready=True)
                 async for change in stream:
                     if change.subscribed:
+                        self._generation += 1
                         self._cache.clear()
                         self.live = True
                         self.feed_ready.set()
@@ -168,6 +180,7 @@ class KeysGateway:
             if self.live:
                 logger.warning("key change feed lost (%s); cache bypassed", reason)
             self.live = False
+            self._generation += 1
             self._cache.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
