@@ -59,12 +59,16 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def start_stack(workdir: Path, *http_args: str) -> AsyncIterator[Stack]:
-    keys = await start_component("services.keys", "keys", workdir, "--data-dir", str(workdir))
+async def start_stack(
+    workdir: Path, *http_args: str, env: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
+    keys = await start_component(
+        "services.keys", "keys", workdir, "--data-dir", str(workdir), env=env
+    )
     try:
         http = await start_component(
             "adapters.http", "http", workdir, "--listen", "127.0.0.1:0",
-            "--keys-address", keys.listen, *http_args,
+            "--keys-address", keys.listen, *http_args, env=env,
         )  # fmt: skip
     except BaseException:
         await keys.stop()
