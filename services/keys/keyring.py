@@ -81,6 +81,13 @@ class KeyRing:
             if all(getattr(k.spec, f) == v for f, v in wanted.items() if v)
         ]  # fmt: skip
 
+    def primary_keys(self, account_id: str, kind: Kind, target_ids: list[str]) -> dict[str, str]:
+        wanted = set(target_ids)
+        return {
+            k.target_id: k.key for k in self.store.keys_of(account_id)
+            if k.primary and k.kind is kind and k.target_id in wanted
+        }  # fmt: skip
+
     def _require_account(self, account_id: str) -> None:
         if self.store.account(account_id) is None:
             raise NotFound("Account", account_id)

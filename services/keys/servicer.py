@@ -109,6 +109,14 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
         )
         return pb.ListKeysResponse(keys=[self._key(k) for k in keys])
 
+    async def GetPrimaryKeys(
+        self, request: pb.GetPrimaryKeysRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPrimaryKeysResponse:
+        keys = self.ring.primary_keys(
+            request.account_id, kind_from_pb(request.kind), list(request.target_ids)
+        )
+        return pb.GetPrimaryKeysResponse(keys=keys)
+
     async def UpdateKey(
         self, request: pb.UpdateKeyRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateKeyResponse:
