@@ -1,0 +1,1 @@
+"""Storage service: devices, streams, values, locations, metadata and request logs."""
