@@ -8,8 +8,8 @@ from typing import Any
 from adapters.api.context import Call
 from adapters.api.fields import FieldReader
 from adapters.api.messages import ApiResponse
-from adapters.api.principals import call
 from adapters.api.routes import Access, RouteTable
+from adapters.api.rpc import call
 from m2x.keys.v1 import keys_pb2 as pb
 from m2x.runtime.timefmt import iso_ms
 
@@ -59,7 +59,8 @@ def _read_spec(c: Call) -> tuple[pb.KeySpec, list[str]]:
         distribution_id=fields.string("distribution"),
         collection_id=fields.string("collection"),
         permissions=fields.string_list("permissions"),
-        expires_at_ms=fields.timestamp_ms("expires_at"),
+        # 0 means "never expires", so an expiry at the epoch itself becomes 1 ms after it.
+        expires_at_ms=max(fields.timestamp_ms("expires_at"), 1) if body.get("expires_at") else 0,
         origins=fields.string_list("origin", split_commas=True),
         device_access=_ACCESS[fields.choice("device_access", tuple(_ACCESS), "public")],
     )

@@ -56,7 +56,8 @@ def response_format(accept: str) -> str:
     for kind in wanted:
         if kind in _MSGPACK_TYPES:
             return MSGPACK
-        if kind in _JSON_TYPES or kind in ("application/javascript", "text/javascript", "text/*"):
+        if kind in _JSON_TYPES or kind.startswith("text/") or kind == "application/javascript":
+            # Text and CSV routes answer in their own type; everything else in JSON.
             return JSON
     raise UnsupportedMediaType(f"Cannot answer in {accept!r}; accept {JSON} or {MSGPACK}.")
 
@@ -75,6 +76,8 @@ def encode(
         return text, f"{response.content_type}; charset=utf-8"
     if response.body is None:
         return b"", ""
+    if response.format is not None:
+        fmt = MSGPACK if response.format == "msgpack" else JSON
     if fmt == MSGPACK:
         return msgpack.packb(response.body, use_bin_type=True), MSGPACK
     option = orjson.OPT_INDENT_2 if is_pretty(query) else 0

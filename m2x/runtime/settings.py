@@ -71,7 +71,7 @@ def _coerce(kind: Any, raw: Any) -> Any:
             return False
         raise ValueError("must be true or false")
     if kind is int:
-        if isinstance(raw, bool):
+        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
             raise ValueError("must be an integer")
         try:
             return int(raw)
