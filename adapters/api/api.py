@@ -44,6 +44,7 @@ class Api:
         """
         match = self.routes.match(request.path)
         principal: Principal | None = None
+        verdict: Verdict | None = None
         try:
             if request.credential:
                 principal = await self.services.keys.principal(request.credential)
@@ -55,12 +56,14 @@ class Api:
             else:
                 response = await self._dispatch(request, match, principal)
         except DomainError as exc:
-            verdict = self._count(request, None, None) if principal is None else None
             response = error_response(exc)
         except Exception:
             logger.exception("unhandled error on %s %s", request.method, request.path)
-            verdict, response = None, internal_error()
-        if verdict is not None and verdict.limit:
+            response = internal_error()
+        if verdict is None:
+            # Authentication itself failed (keys service down): count the request by IP.
+            verdict = self._count(request, None, None)
+        if verdict.limit:
             response.headers.update(verdict.headers())
         return response
 
@@ -78,9 +81,8 @@ class Api:
         if not self.limits.per_device_writes:
             return verdict
         # The device rule is the one reported; a request over the key's limit still fails.
-        return Verdict(
-            verdict.allowed and device.allowed, device.limit, device.remaining, device.reset
-        )
+        allowed = verdict.allowed and device.allowed
+        return Verdict(allowed, device.limit, device.remaining if allowed else 0, device.reset)
 
     def _too_many(self, verdict: Verdict, principal: Principal | None) -> ApiResponse:
         scope = "IP address" if principal is None else "API key"
@@ -105,12 +107,19 @@ class Api:
             raise MethodNotAllowed(
                 f"{request.method} is not allowed on {request.path}.", _allow(match.endpoints)
             )
-        if endpoint.access is not Access.PUBLIC:
+        anonymous_read = endpoint.access is Access.DEVICE_READ and not request.credential
+        if endpoint.access is not Access.PUBLIC and not anonymous_read:
             if principal is None:
                 raise Unauthenticated("no valid API key")
             self.authorize(request, endpoint, match.params, principal)
         call = Call(request, match.params, principal, self.services)
-        return await endpoint.handler(call)
+        try:
+            return await endpoint.handler(call)
+        except NotFound as exc:
+            if anonymous_read and exc.resource == "Device":
+                # Without a key only public devices are visible; a key might reach this one.
+                raise Unauthenticated("no valid API key") from None
+            raise
 
     def authorize(
         self, request: ApiRequest, endpoint: Endpoint, params: dict[str, str], principal: Principal
@@ -126,7 +135,8 @@ class Api:
             raise PermissionDenied("METHOD_NOT_PERMITTED")
         if endpoint.access is Access.MASTER and not principal.is_master:
             raise PermissionDenied("MASTER_KEY_REQUIRED")
-        if endpoint.access is Access.DEVICE and not _reaches(principal, params):
+        device_route = endpoint.access in (Access.DEVICE, Access.DEVICE_READ)
+        if device_route and not _reaches(principal, params, endpoint.pattern):
             raise PermissionDenied("OUT_OF_SCOPE")
 
     def _options(
@@ -134,7 +144,9 @@ class Api:
     ) -> ApiResponse:
         usable = []
         for method, endpoint in match.endpoints.items():
-            if endpoint.access is Access.PUBLIC:
+            if endpoint.access is Access.PUBLIC or (
+                endpoint.access is Access.DEVICE_READ and principal is None
+            ):
                 usable.append(method)
             elif principal is not None:
                 try:
@@ -145,22 +157,34 @@ class Api:
         return ApiResponse(200, None, headers={"Allow": ", ".join(_allow_list(usable))})
 
 
-def _reaches(principal: Principal, params: dict[str, str]) -> bool:
+def _names_streams(pattern: str) -> bool:
+    """Device routes whose streams come in the body or are filtered by storage per stream."""
+    rest = pattern.split("}", 1)[1] if pattern.startswith(DEVICE_PREFIX) else ""
+    return rest.startswith(("/streams", "/update", "/values"))
+
+
+def _reaches(principal: Principal, params: dict[str, str], pattern: str) -> bool:
     """Whether a key reaches the device (and stream) named in the path."""
-    if principal.is_master:
-        return True  # the handler scopes the device to the key's account
-    if principal.kind != "device":
-        # Collection and distribution keys reach devices by membership, which only the
-        # storage service knows; they get their check with the device routes.
-        return False
-    if params.get("device") != principal.device_id:
-        return False
-    return not principal.stream or params.get("stream") == principal.stream
+    if principal.stream:
+        if "stream" in params:
+            if params["stream"] != principal.stream:
+                return False
+        elif not _names_streams(pattern):
+            return False  # a stream-restricted key reaches nothing but its stream
+    if principal.is_master or "device" not in params:
+        # The storage service scopes devices to the key's account, resolves serials and
+        # knows collection and distribution membership: it makes the final decision.
+        return True
+    return principal.kind != "device" or params["device"] == principal.device_id
 
 
 def _device_write_target(request: ApiRequest, match: Match | None) -> str | None:
     """The per-device write bucket of a POST/PUT/DELETE under /v2/devices/{id}, if any."""
-    if match is None or request.method not in WRITE_METHODS:
+    if (
+        match is None
+        or request.method not in WRITE_METHODS
+        or match.endpoint(request.method) is None
+    ):
         return None
     if not match.pattern.startswith(DEVICE_PREFIX):
         return None

@@ -9,6 +9,7 @@ from typing import Any
 from adapters.api.errors import BadRequest
 from adapters.api.messages import ApiRequest
 from adapters.api.principals import KeysGateway, Principal
+from m2x.storage.v1 import storage_pb2
 
 
 @dataclass(slots=True)
@@ -16,6 +17,7 @@ class Services:
     """Clients of the backend services, opened once per adapter process."""
 
     keys: KeysGateway
+    storage: Any = None  # m2x.storage.v1 StorageServiceStub
     # name -> async () -> bool, for /v2/status
     health_checks: dict[str, Any] = field(default_factory=dict)
 
@@ -30,6 +32,22 @@ class Call:
     def url(self, path: str) -> str:
         """Absolute URL of an API path, e.g. url('/v2/keys/abc')."""
         return self.request.base_url.rstrip("/") + path
+
+    def caller(self) -> storage_pb2.Caller:
+        """Who is calling, for the storage service (which has the last word on devices)."""
+        p = self.principal
+        if p is None:
+            return storage_pb2.Caller()
+        record = p.record
+        return storage_pb2.Caller(
+            account_id=p.account_id, key_kind=p.kind, device_id=p.device_id, stream=p.stream,
+            collection_id=record.collection_id, distribution_id=record.distribution_id,
+        )  # fmt: skip
+
+    def device_ref(self) -> storage_pb2.DeviceRef:
+        if "serial" in self.params:
+            return storage_pb2.DeviceRef(serial=self.params["serial"])
+        return storage_pb2.DeviceRef(id=self.params["device"])
 
     @property
     def account_id(self) -> str:

@@ -62,6 +62,38 @@ class FieldReader:
             return default
         return str(value)
 
+    def integer(self, name: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+        """An integer field; values above `hi` are clamped (as M2X clamps page sizes)."""
+        value = self.body.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or (lo is not None and number < lo):
+            self.fail(name, "not_valid")
+            return default
+        return min(number, hi) if hi is not None else number
+
+    def number(self, name: str) -> float | None:
+        """A numeric field (numeric strings accepted, as embedded clients send them)."""
+        value = self.body.get(name)
+        if value is None or value == "":
+            return None
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or number != number or number in (float("inf"), float("-inf")):
+            self.fail(name, "not_numeric")
+            return None
+        return number
+
+    def flag(self, name: str) -> bool:
+        value = self.body.get(name)
+        return value is True or (isinstance(value, str) and value.lower() in ("true", "1", ""))
+
     def done(self) -> None:
         if self.errors:
             raise ValidationFailed(self.errors)

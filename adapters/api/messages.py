@@ -24,3 +24,4 @@ class ApiResponse:
     body: Any = None  # a JSON-able value, or text when content_type is set
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None  # set for non-JSON bodies (text/plain, text/csv)
+    format: str | None = None  # "msgpack" or "json" when the path chose it (values.msgpack)

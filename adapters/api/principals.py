@@ -17,10 +17,10 @@ from typing import Any
 
 import grpc
 
+from adapters.api.rpc import call
 from m2x.keys.v1 import keys_pb2 as pb
 from m2x.keys.v1 import keys_pb2_grpc
-from m2x.runtime.errors import Unauthenticated, Unavailable
-from m2x.runtime.grpc_status import to_domain_error
+from m2x.runtime.errors import Unauthenticated
 
 logger = logging.getLogger(__name__)
 
@@ -74,18 +74,6 @@ class Principal:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         return any(address in network for network in self.origins)
-
-
-async def call(rpc: grpc.aio.UnaryUnaryMultiCallable, request: object) -> object:
-    """One RPC with its gRPC failure turned into the domain error it carries."""
-    try:
-        return await rpc(request)
-    except grpc.RpcError as exc:
-        error = to_domain_error(exc)
-        if error is None:
-            logger.error("keys service call failed: %s", exc)
-            raise Unavailable("keys service unavailable") from None
-        raise error from None
 
 
 class KeysGateway:

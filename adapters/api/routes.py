@@ -20,6 +20,8 @@ class Access(Enum):
     PUBLIC = "public"  # no key needed
     MASTER = "master"  # a master key of the account
     DEVICE = "device"  # a key that reaches the {device} (and {stream}) of the path
+    # As DEVICE, and also anyone without a key when the device is public (storage decides).
+    DEVICE_READ = "device_read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,11 @@ class RouteTable:
             else:
                 return Match(pattern, params, endpoints)
         return None
+
+    def add_device(self, method: str, suffix: str, handler: Handler, access: Access) -> None:
+        """A route under /v2/devices/{device}, also reachable as /v2/devices/serial/{serial}."""
+        self.add(method, "/v2/devices/{device}" + suffix, handler, access)
+        self.add(method, "/v2/devices/serial/{serial}" + suffix, handler, access)
 
     def include(self, other: RouteTable) -> None:
         for bucket in other._routes.values():

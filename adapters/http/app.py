@@ -27,6 +27,7 @@ from m2x.runtime.errors import DomainError
 from m2x.runtime.grpc_client import open_channel
 from m2x.runtime.logs import request_id
 from m2x.runtime.telemetry import tracing_enabled
+from m2x.storage.v1 import storage_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -165,8 +166,18 @@ def create_app(settings: HttpSettings, routes: RouteTable | None = None) -> web.
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
         channel = open_channel(settings.keys_address, default_timeout=settings.rpc_timeout)
+        storage_channel = open_channel(
+            settings.storage_address, default_timeout=settings.rpc_timeout
+        )
         keys = KeysGateway(channel, ttl=settings.principal_ttl)
-        services = Services(keys=keys, health_checks={"keys": _health_check(channel, "")})
+        services = Services(
+            keys=keys,
+            storage=storage_pb2_grpc.StorageServiceStub(storage_channel),
+            health_checks={
+                "keys": _health_check(channel, ""),
+                "storage": _health_check(storage_channel, ""),
+            },
+        )
         limits = Limits(
             settings.rate_limit_ip, settings.rate_limit_key, settings.rate_limit_device_writes
         )
@@ -177,6 +188,7 @@ def create_app(settings: HttpSettings, routes: RouteTable | None = None) -> web.
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await channel.close()
+        await storage_channel.close()
 
     app.cleanup_ctx.append(backends)
     app.router.add_route("*", "/{tail:.*}", handle)

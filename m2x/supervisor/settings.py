@@ -21,6 +21,9 @@ class UpSettings:
     http_host: str = setting("0.0.0.0", "address the HTTP API binds")
     mqtt_port: int = setting(1883, "MQTT port for devices (0: any free port)", port)
     keys_port: int = setting(0, "keys service gRPC port on 127.0.0.1 (0: any free port)", port)
+    storage_port: int = setting(
+        0, "storage service gRPC port on 127.0.0.1 (0: any free port)", port
+    )
     public_url: str = setting("", "URL clients use to reach the HTTP API, if not direct", _url)
     log_level: str = setting(
         "INFO", "log level of every component", one_of("DEBUG", "INFO", "WARNING", "ERROR")

@@ -24,6 +24,7 @@ NO_LIMITS = ("--rate-limit-ip", "100000", "--rate-limit-key", "100000",
 @dataclass
 class Stack:
     keys: Component
+    storage: Component
     http: Component
     url: str
     session: aiohttp.ClientSession
@@ -65,20 +66,28 @@ async def start_stack(
     keys = await start_component(
         "services.keys", "keys", workdir, "--data-dir", str(workdir), env=env
     )
+    started = [keys]
     try:
+        storage = await start_component(
+            "services.storage", "storage", workdir, "--data-dir", str(workdir),
+            "--keys-address", keys.listen, env=env,
+        )  # fmt: skip
+        started.append(storage)
         http = await start_component(
             "adapters.http", "http", workdir, "--listen", "127.0.0.1:0",
-            "--keys-address", keys.listen, *http_args, env=env,
+            "--keys-address", keys.listen, "--storage-address", storage.listen, *http_args, env=env,
         )  # fmt: skip
+        started.append(http)
     except BaseException:
-        await keys.stop()
+        for component in reversed(started):
+            await component.stop()
         raise
     channel = open_channel(keys.listen)
     session = aiohttp.ClientSession()
     try:
-        yield Stack(keys, http, f"http://{http.listen}", session, channel)
+        yield Stack(keys, storage, http, f"http://{http.listen}", session, channel)
     finally:
         await session.close()
         await channel.close()
-        await http.stop()
-        await keys.stop()
+        for component in reversed(started):
+            await component.stop()

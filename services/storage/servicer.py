@@ -1,0 +1,276 @@
+"""StorageService over gRPC: protos in, domain calls, protos out (errors mapped by interceptor)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import orjson
+
+from m2x.runtime.errors import ValidationFailed
+from m2x.storage.v1 import storage_pb2 as pb
+from m2x.storage.v1 import storage_pb2_grpc
+from services.storage import convert
+from services.storage.access import Caller, resolve
+from services.storage.devices import Devices
+from services.storage.locations import Locations
+from services.storage.model import Device
+from services.storage.request_log import RequestLog
+from services.storage.state import State
+from services.storage.streams import Incoming, Streams
+
+Context = grpc.aio.ServicerContext
+
+
+class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
+    def __init__(self, state: State, devices: Devices, streams: Streams, locations: Locations,
+                 log: RequestLog) -> None:  # fmt: skip
+        self.state = state
+        self.devices = devices
+        self.streams = streams
+        self.locations = locations
+        self.log = log
+
+    def _device(
+        self, request: Any, read_only: bool = False, master_only: bool = False
+    ) -> tuple[Caller, Device]:
+        caller = convert.caller(request.caller)
+        ref = request.device
+        device = resolve(self.state.store, caller, device_id=ref.id, serial=ref.serial,
+                         read_only=read_only, master_only=master_only)  # fmt: skip
+        return caller, device
+
+    # devices
+    async def CreateDevice(
+        self, request: pb.CreateDeviceRequest, context: Context
+    ) -> pb.CreateDeviceResponse:
+        caller = convert.caller(request.caller)
+        device, key = await self.devices.create(caller, convert.device_spec(request.spec))
+        return pb.CreateDeviceResponse(device=convert.device_to_pb(device, self.state, key))
+
+    async def GetDevice(
+        self, request: pb.GetDeviceRequest, context: Context
+    ) -> pb.GetDeviceResponse:
+        caller, device = self._device(request, read_only=request.read_only)
+        key = await self.devices.key_of(caller, device)
+        message = convert.device_to_pb(device, self.state, key, request.include_stream_values)
+        return pb.GetDeviceResponse(device=message)
+
+    async def UpdateDevice(
+        self, request: pb.UpdateDeviceRequest, context: Context
+    ) -> pb.UpdateDeviceResponse:
+        caller, device = self._device(request, master_only=True)
+        updated = await self.devices.update(
+            caller, device, convert.device_spec(request.spec), list(request.fields)
+        )
+        return pb.UpdateDeviceResponse(device=convert.device_to_pb(updated, self.state))
+
+    async def DeleteDevice(
+        self, request: pb.DeleteDeviceRequest, context: Context
+    ) -> pb.DeleteDeviceResponse:
+        caller, device = self._device(request, master_only=True)
+        await self.devices.delete(caller, device)
+        return pb.DeleteDeviceResponse()
+
+    async def ListDevices(
+        self, request: pb.ListDevicesRequest, context: Context
+    ) -> pb.ListDevicesResponse:
+        caller = convert.caller(request.caller)
+        page, total = self.devices.list(
+            caller, request.catalog, convert.device_filter(request.query), request.page or 1,
+            request.limit or 10, request.sort, request.dir,
+        )  # fmt: skip
+        keys: dict[str, str] = {}
+        if caller.master and not request.catalog:
+            keys = await self.devices.keys.device_keys(caller.account_id, [d.id for d in page])
+        names = tuple(request.stream_value_names)
+        devices = [
+            convert.device_to_pb(
+                d, self.state, keys.get(d.id, ""), request.include_stream_values, names
+            )
+            for d in page
+        ]
+        return pb.ListDevicesResponse(devices=devices, total=total)
+
+    async def ListDeviceTags(
+        self, request: pb.ListDeviceTagsRequest, context: Context
+    ) -> pb.ListDeviceTagsResponse:
+        return pb.ListDeviceTagsResponse(tags=self.devices.tags(convert.caller(request.caller)))
+
+    # streams
+    async def PutStream(
+        self, request: pb.PutStreamRequest, context: Context
+    ) -> pb.PutStreamResponse:
+        caller, device = self._device(request)
+        fields = [f for name in request.fields for f in convert.STREAM_FIELDS.get(name, ())]
+        created, stream = await self.streams.put(
+            caller, device, request.name, convert.stream_spec(request.spec), fields
+        )
+        return pb.PutStreamResponse(
+            created=created, stream=convert.stream_to_pb(stream, self.state), device_id=device.id
+        )
+
+    async def GetStream(
+        self, request: pb.GetStreamRequest, context: Context
+    ) -> pb.GetStreamResponse:
+        caller, device = self._device(request, read_only=True)
+        stream = self.streams.get(caller, device, request.name)
+        return pb.GetStreamResponse(
+            stream=convert.stream_to_pb(stream, self.state), device_id=device.id
+        )
+
+    async def ListStreams(
+        self, request: pb.ListStreamsRequest, context: Context
+    ) -> pb.ListStreamsResponse:
+        caller, device = self._device(request, read_only=True)
+        streams = [convert.stream_to_pb(s, self.state) for s in self.streams.list(caller, device)]
+        return pb.ListStreamsResponse(streams=streams, device_id=device.id)
+
+    async def DeleteStream(
+        self, request: pb.DeleteStreamRequest, context: Context
+    ) -> pb.DeleteStreamResponse:
+        caller, device = self._device(request)
+        await self.streams.delete(caller, device, request.name)
+        return pb.DeleteStreamResponse()
+
+    # values
+    async def WriteValues(
+        self, request: pb.WriteValuesRequest, context: Context
+    ) -> pb.WriteValuesResponse:
+        caller, device = self._device(request)
+        incoming = [
+            Incoming(s.stream, list(s.timestamps_ms), list(s.numbers), list(s.texts))
+            for s in request.streams
+        ]
+        location = (
+            convert.location_from_pb(request.location) if request.HasField("location") else None
+        )
+        stored = await self.streams.write(caller, device, incoming, location)
+        return pb.WriteValuesResponse(stored=stored)
+
+    async def ListValues(
+        self, request: pb.ListValuesRequest, context: Context
+    ) -> pb.ListValuesResponse:
+        caller, device = self._device(request, read_only=True)
+        start, end, lo, hi = convert.value_range(request.range)
+        stream, rows = await self.streams.values(
+            caller, device, request.stream, start, end, lo, hi, request.limit,
+            request.sort or "timestamp", request.dir or "desc",
+        )  # fmt: skip
+        return pb.ListValuesResponse(
+            values=[convert.value_to_pb(t, v) for t, v in rows], type=stream.spec.type
+        )
+
+    async def DeleteValues(
+        self, request: pb.DeleteValuesRequest, context: Context
+    ) -> pb.DeleteValuesResponse:
+        caller, device = self._device(request)
+        await self.streams.delete_values(
+            caller, device, request.stream, request.from_ms, request.end_ms
+        )
+        return pb.DeleteValuesResponse()
+
+    async def SampleValues(
+        self, request: pb.SampleValuesRequest, context: Context
+    ) -> pb.SampleValuesResponse:
+        caller, device = self._device(request, read_only=True)
+        start, end, lo, hi = convert.value_range(request.range)
+        rows = await self.streams.sample(
+            caller,
+            device,
+            request.stream,
+            request.type or "nth",
+            request.interval,
+            start,
+            end,
+            lo,
+            hi,
+            request.limit,
+        )
+        return pb.SampleValuesResponse(values=[convert.value_to_pb(t, v) for t, v in rows])
+
+    async def StreamStats(
+        self, request: pb.StreamStatsRequest, context: Context
+    ) -> pb.StreamStatsResponse:
+        caller, device = self._device(request, read_only=True)
+        start, end, lo, hi = convert.value_range(request.range)
+        stats = await self.streams.stats(caller, device, request.stream, start, end, lo, hi)
+        return pb.StreamStatsResponse(**{k: v for k, v in stats.items() if v is not None})
+
+    async def ListDeviceValues(
+        self, request: pb.ListDeviceValuesRequest, context: Context
+    ) -> pb.ListDeviceValuesResponse:
+        caller, device = self._device(request, read_only=True)
+        conditions = []
+        for c in request.conditions:
+            if c.op not in ("gt", "gte", "lt", "lte", "eq", "match"):
+                raise ValidationFailed({"conditions": ["not_valid"]})
+            conditions.append((c.stream, c.op, c.text if c.op == "match" else c.number))
+        rows = await self.streams.device_rows(
+            caller,
+            device,
+            list(request.streams),
+            request.start_ms,
+            request.end_ms,
+            request.limit,
+            conditions,
+        )
+        return pb.ListDeviceValuesResponse(rows=[
+            pb.DeviceValuesRow(timestamp_ms=ts, values={k: convert.value_to_pb(ts, v) for k, v in values.items()})
+            for ts, values in rows
+        ])  # fmt: skip
+
+    # location
+    async def GetLocation(
+        self, request: pb.GetLocationRequest, context: Context
+    ) -> pb.GetLocationResponse:
+        _, device = self._device(request, read_only=True)
+        location, waypoints = await self.locations.current(device)
+        reply = pb.GetLocationResponse(waypoints=[convert.location_to_pb(w) for w in waypoints])
+        if location is not None:
+            reply.location.CopyFrom(convert.location_to_pb(location))
+        return reply
+
+    async def ListWaypoints(
+        self, request: pb.ListWaypointsRequest, context: Context
+    ) -> pb.ListWaypointsResponse:
+        _, device = self._device(request, read_only=True)
+        waypoints = await self.locations.history(
+            device, request.start_ms, request.end_ms, request.limit
+        )
+        return pb.ListWaypointsResponse(waypoints=[convert.location_to_pb(w) for w in waypoints])
+
+    async def DeleteWaypoints(
+        self, request: pb.DeleteWaypointsRequest, context: Context
+    ) -> pb.DeleteWaypointsResponse:
+        _, device = self._device(request)
+        await self.locations.delete(device, request.from_ms, request.end_ms)
+        return pb.DeleteWaypointsResponse()
+
+    # metadata
+    async def GetMetadata(
+        self, request: pb.GetMetadataRequest, context: Context
+    ) -> pb.GetMetadataResponse:
+        _, device = self._device(request, read_only=True)
+        return pb.GetMetadataResponse(metadata_json=orjson.dumps(device.spec.metadata).decode())
+
+    async def PutMetadata(
+        self, request: pb.PutMetadataRequest, context: Context
+    ) -> pb.PutMetadataResponse:
+        caller, device = self._device(request)
+        value = convert.json_object(request.metadata_json, request.field or "metadata")
+        await self.devices.put_metadata(caller, device, request.field, value)
+        return pb.PutMetadataResponse()
+
+    # request log
+    async def AppendRequestLog(
+        self, request: pb.AppendRequestLogRequest, context: Context
+    ) -> pb.AppendRequestLogResponse:
+        await self.log.append(list(request.entries))
+        return pb.AppendRequestLogResponse()
+
+    async def ListRequestLog(
+        self, request: pb.ListRequestLogRequest, context: Context
+    ) -> pb.ListRequestLogResponse:
+        _, device = self._device(request)
+        return pb.ListRequestLogResponse(entries=await self.log.list(device))
