@@ -17,6 +17,7 @@ JSON = "application/json"
 MSGPACK = "application/x-msgpack"
 _MSGPACK_TYPES = frozenset({MSGPACK, "application/msgpack", "application/vnd.msgpack"})
 _JSON_TYPES = frozenset({JSON, "text/json", "application/*", "*/*", ""})
+_TEXT_TYPES = frozenset({"text/plain", "text/csv", "text/*", "text/javascript", "application/javascript"})
 _FORM = "application/x-www-form-urlencoded"
 _CALLBACK = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
 
@@ -56,7 +57,7 @@ def response_format(accept: str) -> str:
     for kind in wanted:
         if kind in _MSGPACK_TYPES:
             return MSGPACK
-        if kind in _JSON_TYPES or kind.startswith("text/") or kind == "application/javascript":
+        if kind in _JSON_TYPES or kind in _TEXT_TYPES:
             # Text and CSV routes answer in their own type; everything else in JSON.
             return JSON
     raise UnsupportedMediaType(f"Cannot answer in {accept!r}; accept {JSON} or {MSGPACK}.")

@@ -125,7 +125,7 @@ async def test_jsonp_callback_and_pretty_printing(stack: Stack) -> None:
     assert headers["Content-Type"].startswith("application/json")
     assert json.loads(body)["message"] == "Bad Request"
 
-    compact = b'{"api":"OK","keys":"OK"}'
+    compact = b'{"api":"OK","keys":"OK","storage":"OK"}'
     for query in ("?pretty", "?pretty=true"):
         status, body, headers = await raw(stack, "GET", "/v2/status" + query)
         assert status == 200
