@@ -63,6 +63,18 @@ class Api:
         if verdict is None:
             # Authentication itself failed (keys service down): count the request by IP.
             verdict = self._count(request, None, None)
+        if principal is not None and match is not None and self.services.request_log is not None:
+            if match.pattern.startswith(DEVICE_PREFIX) and match.params.keys() & {
+                "device",
+                "serial",
+            }:
+                self.services.request_log.record(
+                    principal.account_id,
+                    match.params,
+                    response.status,
+                    request.method,
+                    request.path,
+                )
         if verdict.limit:
             response.headers.update(verdict.headers())
         return response

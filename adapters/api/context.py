@@ -18,6 +18,7 @@ class Services:
 
     keys: KeysGateway
     storage: Any = None  # m2x.storage.v1 StorageServiceStub
+    request_log: Any = None  # adapters.api.request_log.RequestLogShipper
     # name -> async () -> bool, for /v2/status
     health_checks: dict[str, Any] = field(default_factory=dict)
 

@@ -20,6 +20,7 @@ from adapters.api.context import Services
 from adapters.api.errors import ApiError, PayloadTooLarge, error_response
 from adapters.api.messages import ApiRequest, ApiResponse
 from adapters.api.principals import KeysGateway
+from adapters.api.request_log import RequestLogShipper
 from adapters.api.routes import RouteTable
 from adapters.http.codec import JSON, decode_body, encode, response_format
 from adapters.http.config import HttpSettings
@@ -170,9 +171,13 @@ def create_app(settings: HttpSettings, routes: RouteTable | None = None) -> web.
             settings.storage_address, default_timeout=settings.rpc_timeout
         )
         keys = KeysGateway(channel, ttl=settings.principal_ttl)
+        storage = storage_pb2_grpc.StorageServiceStub(storage_channel)
+        request_log = RequestLogShipper(storage)
+        request_log.start()
         services = Services(
             keys=keys,
-            storage=storage_pb2_grpc.StorageServiceStub(storage_channel),
+            storage=storage,
+            request_log=request_log,
             health_checks={
                 "keys": _health_check(channel, ""),
                 "storage": _health_check(storage_channel, ""),
@@ -187,6 +192,7 @@ def create_app(settings: HttpSettings, routes: RouteTable | None = None) -> web.
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+        await request_log.close()
         await channel.close()
         await storage_channel.close()
 

@@ -17,7 +17,9 @@ JSON = "application/json"
 MSGPACK = "application/x-msgpack"
 _MSGPACK_TYPES = frozenset({MSGPACK, "application/msgpack", "application/vnd.msgpack"})
 _JSON_TYPES = frozenset({JSON, "text/json", "application/*", "*/*", ""})
-_TEXT_TYPES = frozenset({"text/plain", "text/csv", "text/*", "text/javascript", "application/javascript"})
+_TEXT_TYPES = frozenset(
+    {"text/plain", "text/csv", "text/*", "text/javascript", "application/javascript"}
+)
 _FORM = "application/x-www-form-urlencoded"
 _CALLBACK = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
 

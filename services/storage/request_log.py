@@ -15,11 +15,17 @@ class RequestLog:
 
     async def append(self, entries: list[pb.RequestLogEntry]) -> None:
         # Adapters send batches; entries for devices that do not exist are dropped.
-        rows = [
-            (e.account_id, e.device_id, e.timestamp_ms, e.status, e.method, e.path[:1024])
-            for e in entries[:MAX_BATCH]
-            if e.device_id in self.store.devices
-        ]
+        rows = []
+        for e in entries[:MAX_BATCH]:
+            device = (
+                self.store.device_by_serial(e.account_id, e.serial)
+                if e.serial
+                else self.store.devices.get(e.device_id)
+            )
+            if device is not None and device.account_id == e.account_id:
+                rows.append(
+                    (e.account_id, device.id, e.timestamp_ms, e.status, e.method, e.path[:1024])
+                )
         if rows:
             await self.store.append_log(rows)
 
