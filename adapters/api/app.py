@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from adapters.api import devices_routes, keys_routes, readings_routes, system_routes
+from adapters.api import (
+    devices_routes,
+    jobs_routes,
+    keys_routes,
+    readings_routes,
+    system_routes,
+)
 from adapters.api.api import Api, Limits
 from adapters.api.context import Services
 from adapters.api.routes import RouteTable
@@ -10,7 +16,7 @@ from adapters.api.routes import RouteTable
 
 def all_routes() -> RouteTable:
     table = RouteTable()
-    for group in (system_routes, keys_routes, devices_routes, readings_routes):
+    for group in (system_routes, keys_routes, devices_routes, readings_routes, jobs_routes):
         table.include(group.routes())
     return table
 

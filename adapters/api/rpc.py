@@ -23,3 +23,15 @@ async def call(rpc: Any, request: Any) -> Any:
             logger.error("backend call failed: %s %s", exc.code(), exc.details())
             raise Unavailable("backend service unavailable") from None
         raise error from None
+
+
+async def read_stream(rpc: Any, request: Any) -> list[Any]:
+    """Every message of a server-streaming RPC, with the same error mapping as `call`."""
+    try:
+        return [message async for message in rpc(request)]
+    except grpc.RpcError as exc:
+        error = to_domain_error(exc)
+        if error is None:
+            logger.error("backend stream failed: %s %s", exc.code(), exc.details())
+            raise Unavailable("backend service unavailable") from None
+        raise error from None

@@ -83,6 +83,12 @@ class Database:
     async def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         return await self._run(lambda c: c.command(sql, parameters=parameters))
 
+    async def raw_query(
+        self, sql: str, parameters: dict[str, Any] | None = None, fmt: str = "CSVWithNames"
+    ) -> bytes:
+        """A query's result as ClickHouse formats it (CSV, JSONEachRow...), unparsed."""
+        return await self._run(lambda c: c.raw_query(sql, parameters=parameters, fmt=fmt))
+
     async def insert(
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
     ) -> None:

@@ -20,13 +20,14 @@ async def serve(settings: StorageSettings) -> None:
     db = await open_database(settings.dsn, "storage", MIGRATIONS, workers=settings.database_workers)
     keys_channel = open_channel(settings.keys_address)
     try:
-        server, series = await build_server(settings, db, keys_channel)
+        server, series, exports = await build_server(settings, db, keys_channel)
         host = settings.listen.rsplit(":", 1)[0]
         announce_ready("storage", f"{host}:{server.port}")
         logger.info("storage service listening on %s:%d", host, server.port)
         await stop.wait()
         logger.info("shutting down")
         await server.stop(settings.shutdown_grace)
+        await exports.close()
         await series.close()  # flushes writes still gathering
     finally:
         await keys_channel.close()

@@ -10,6 +10,7 @@ from m2x.runtime.errors import ValidationFailed
 from m2x.storage.v1 import storage_pb2 as pb
 from services.storage.access import Caller
 from services.storage.device_query import DeviceFilter
+from services.storage.exports import Job
 from services.storage.model import Device, DeviceSpec, Location, Stream, StreamSpec
 from services.storage.state import State
 
@@ -124,3 +125,11 @@ def value_range(message: pb.ValueRange) -> tuple[int, int, float | None, float |
     lo = message.min if message.HasField("min") else None
     hi = message.max if message.HasField("max") else None
     return message.start_ms, message.end_ms, lo, hi
+
+
+def job_to_pb(job: Job) -> pb.Job:
+    return pb.Job(
+        id=job.id, account_id=job.account_id, device_id=job.device_id, state=job.state,
+        error=job.error, result_token=job.result_token, rows=job.rows, created_ms=job.created_ms,
+        started_ms=job.started_ms, finished_ms=job.finished_ms, updated_ms=job.updated_ms,
+    )  # fmt: skip

@@ -11,6 +11,7 @@ from m2x.runtime.grpc_server import GrpcServer, start_grpc_server
 from m2x.storage.v1 import storage_pb2, storage_pb2_grpc
 from services.storage.config import StorageSettings
 from services.storage.devices import Devices
+from services.storage.exports import Exports
 from services.storage.keys_client import KeysClient
 from services.storage.locations import Locations
 from services.storage.request_log import RequestLog
@@ -26,14 +27,16 @@ SERVICE_NAME = storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_na
 
 async def build_server(
     settings: StorageSettings, db: Database, keys_channel: grpc.aio.Channel
-) -> tuple[GrpcServer, Series]:
+) -> tuple[GrpcServer, Series, Exports]:
     series = Series(db, flush_delay=settings.flush_delay, flush_rows=settings.flush_rows)
     await series.start()
     state = State(EntityStore(db), series)
     await state.load()
+    exports = Exports(db, settings.data_dir.resolve() / "exports")
+    await exports.start()
     servicer = StorageServicer(
         state, Devices(state, KeysClient(keys_channel)), Streams(state), Locations(state),
-        RequestLog(state.store),
+        RequestLog(state.store), exports,
     )  # fmt: skip
     server = await start_grpc_server(
         "storage",
@@ -42,4 +45,4 @@ async def build_server(
         [SERVICE_NAME],
         reflection_enabled=settings.reflection,
     )
-    return server, series
+    return server, series, exports

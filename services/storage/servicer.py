@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -13,6 +14,7 @@ from m2x.storage.v1 import storage_pb2_grpc
 from services.storage import convert
 from services.storage.access import Caller, resolve
 from services.storage.devices import Devices
+from services.storage.exports import Exports
 from services.storage.locations import Locations
 from services.storage.model import Device
 from services.storage.request_log import RequestLog
@@ -24,12 +26,13 @@ Context = grpc.aio.ServicerContext
 
 class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     def __init__(self, state: State, devices: Devices, streams: Streams, locations: Locations,
-                 log: RequestLog) -> None:  # fmt: skip
+                 log: RequestLog, exports: Exports) -> None:  # fmt: skip
         self.state = state
         self.devices = devices
         self.streams = streams
         self.locations = locations
         self.log = log
+        self.exports = exports
 
     def _device(
         self, request: Any, read_only: bool = False, master_only: bool = False
@@ -261,6 +264,42 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         value = convert.json_object(request.metadata_json, request.field or "metadata")
         await self.devices.put_metadata(caller, device, request.field, value)
         return pb.PutMetadataResponse()
+
+    # exports
+    async def ExportValues(
+        self, request: pb.ExportValuesRequest, context: Context
+    ) -> pb.ExportValuesResponse:
+        caller, device = self._device(request, read_only=True)
+        reachable = {s.name for s in self.streams.list(caller, device)}
+        missing = [n for n in request.streams if n not in reachable]
+        if missing:
+            raise ValidationFailed({n: ["Stream not found"] for n in missing})
+        # A stream-restricted key exports only its stream, never "all streams".
+        names = list(request.streams) or ([caller.stream] if caller.stream else [])
+        job = await self.exports.create(
+            device, names, request.start_ms, request.end_ms, request.limit
+        )
+        return pb.ExportValuesResponse(job=convert.job_to_pb(job))
+
+    async def GetJob(self, request: pb.GetJobRequest, context: Context) -> pb.GetJobResponse:
+        job = self.exports.get(convert.caller(request.caller), request.id)
+        return pb.GetJobResponse(job=convert.job_to_pb(job))
+
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
+        jobs, total = self.exports.list(
+            convert.caller(request.caller),
+            request.state,
+            request.device_id,
+            request.page or 1,
+            request.limit or 10,
+        )
+        return pb.ListJobsResponse(jobs=[convert.job_to_pb(j) for j in jobs], total=total)
+
+    async def ReadExport(
+        self, request: pb.ReadExportRequest, context: Context
+    ) -> AsyncIterator[pb.ReadExportResponse]:
+        async for chunk in self.exports.read(request.token):
+            yield pb.ReadExportResponse(chunk=chunk)
 
     # request log
     async def AppendRequestLog(

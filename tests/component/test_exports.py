@@ -1,0 +1,57 @@
+"""Values export (spec §8.5) as an asynchronous job (spec §15) with a downloadable CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import aiohttp
+
+from tests.support.stack import Stack
+from tests.support.waiting import eventually
+
+
+async def test_export_job_runs_and_serves_the_csv(stack: Stack) -> None:
+    _, master = await stack.new_account()
+    _, device, _ = await stack.request("POST", "/v2/devices", key=master, json={"name": "e", "visibility": "private"})
+    base = f"/v2/devices/{device['id']}"
+    for name, kind in (("t", "numeric"), ("s", "alphanumeric")):
+        await stack.request("PUT", f"{base}/streams/{name}", key=master, json={"type": kind})
+    await stack.request("POST", f"{base}/updates", key=device["key"], json={"values": {
+        "t": [{"timestamp": "2024-01-01T00:00:00Z", "value": 1.5}, {"timestamp": "2024-01-01T00:00:01Z", "value": 2}],
+        "s": [{"timestamp": "2024-01-01T00:00:01Z", "value": "on, off"}],
+    }})  # fmt: skip
+
+    status, body, headers = await stack.request("GET", f"{base}/values/export.csv", key=device["key"])
+    assert (status, body) == (202, {"status": "accepted"})
+    job_url = headers["Location"]
+    assert job_url.startswith(stack.url + "/v2/jobs/") and len(job_url.rsplit("/", 1)[1]) == 38
+
+    async def job() -> dict:
+        status, body, _ = await stack.request("GET", job_url.removeprefix(stack.url), key=device["key"])
+        assert status == 200
+        return body
+
+    done = await eventually(job, lambda j: j["state"] in ("complete", "failed"))
+    assert done["state"] == "complete", done
+    assert done["output"] == {"rows": 3} and done["finished"] and done["created"]
+
+    # The result URL needs no key: its random token is the capability.
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(done["result"]["url"]) as response:
+        assert response.status == 200
+        assert response.content_type == "text/csv"
+        rows = list(csv.reader(io.StringIO(await response.text())))
+    assert rows == [
+        ["timestamp", "stream", "value"],
+        ["2024-01-01T00:00:01.000Z", "s", "on, off"],
+        ["2024-01-01T00:00:01.000Z", "t", "2"],
+        ["2024-01-01T00:00:00.000Z", "t", "1.5"],
+    ]
+    status, listing, _ = await stack.request("GET", "/v2/jobs", key=master)
+    assert status == 200 and [j["id"] for j in listing["jobs"]] == [done["id"]] and listing["total"] == 1
+    # Other accounts see neither the job nor the device.
+    _, other = await stack.new_account("other")
+    assert (await stack.request("GET", job_url.removeprefix(stack.url), key=other))[0] == 404
+    assert (await stack.request("GET", f"{base}/values/export.csv", key=other))[0] == 404
+    status, _, _ = await stack.request("GET", "/v2/exports/" + "0" * 32 + ".csv")
+    assert status == 404
