@@ -14,8 +14,10 @@ class StorageSettings:
     listen: str = setting("127.0.0.1:0", "gRPC listen address host:port (port 0: any free port)")
     database_dsn: str = setting("", "ClickHouse DSN; default chdb:///<data_dir>/storage")
     keys_address: str = setting("127.0.0.1:50051", "address host:port of the keys service")
+    # 0 still batches: writes that arrive while an INSERT runs share the next one; a delay only
+    # adds latency to writers that wait for their answer (measured: 3x fewer rows/s at 5 ms).
     flush_delay: float = setting(
-        0.005, "seconds a write waits for others to share its INSERT", non_negative
+        0.0, "seconds a write waits for others to share its INSERT", non_negative
     )
     flush_rows: int = setting(50_000, "rows that make an INSERT go at once", positive)
     database_workers: int = setting(4, "threads (and ClickHouse clients) for queries", positive)

@@ -126,7 +126,7 @@ def matches(device: Device, f: DeviceFilter, latest: LatestValue) -> bool:
 
 def select(
     devices: Iterable[Device], f: DeviceFilter, latest: LatestValue, where: CurrentLocation,
-    sort: str, descending: bool, page: int, limit: int,
+    activity: Callable[[str], int], sort: str, descending: bool, page: int, limit: int,
 ) -> tuple[list[Device], int]:  # fmt: skip
     """One page of the matching devices and how many match in all."""
     near = location_predicate(f.location) if f.location is not None else None
@@ -134,7 +134,7 @@ def select(
     key: Callable[[Device], Any] = {
         "name": lambda d: (d.spec.name.lower(), d.created_ms),
         "serial": lambda d: (d.spec.serial, d.created_ms),
-        "last_activity": lambda d: (d.last_activity_ms, d.created_ms),
+        "last_activity": lambda d: (activity(d.id), d.created_ms),
     }.get(sort, lambda d: (d.created_ms, d.id))
     found.sort(key=key, reverse=descending)
     start = (page - 1) * limit

@@ -111,7 +111,7 @@ class Devices:
             pool = self.store.devices_of(caller.account_id)
         return device_query.select(
             pool, f, self.state.latest_value, self.state.current_location,
-            sort or "created", (dir or "desc") == "desc", max(page, 1), limit,
+            lambda device_id: self.state.activity.get(device_id, 0), sort or "created", (dir or "desc") == "desc", max(page, 1), limit,
         )  # fmt: skip
 
     def tags(self, caller: Caller) -> dict[str, int]:

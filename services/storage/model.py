@@ -139,6 +139,8 @@ def validate_location(location: Location) -> list[str] | None:
         return ["not_valid"]
     if location.elevation is not None and not math.isfinite(location.elevation):
         return ["not_valid"]
+    if not timestamps_valid([location.timestamp_ms]):
+        return ["not_valid"]
     return None
 
 
@@ -159,3 +161,16 @@ def text_values(numbers: list[float], texts: list[str]) -> list[str] | None:
 
 def _number_text(number: float) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
+
+
+# What ClickHouse's DateTime64 can hold: 1900-01-01 to 2299-12-31 (UTC).
+MIN_TIMESTAMP_MS = -2_208_988_800_000
+MAX_TIMESTAMP_MS = 10_413_791_999_999
+
+
+def timestamps_valid(stamps: list[int]) -> bool:
+    return all(MIN_TIMESTAMP_MS <= t <= MAX_TIMESTAMP_MS for t in stamps)
+
+
+def finite(numbers: list[float]) -> bool:
+    return all(math.isfinite(n) for n in numbers)

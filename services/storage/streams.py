@@ -13,8 +13,10 @@ from services.storage.model import (
     Location,
     Stream,
     StreamSpec,
+    finite,
     numeric_values,
     text_values,
+    timestamps_valid,
     validate_location,
     validate_stream,
 )
@@ -96,9 +98,11 @@ class Streams:
                 bool(part.numbers) == bool(part.texts) and count
             ):
                 errors[part.stream] = ["not_valid"]
+            elif not timestamps_valid(part.timestamps_ms):
+                errors[part.stream] = ["not_valid"]  # outside 1900..2299
             elif stream.numeric:
                 numbers = part.numbers or numeric_values(part.texts)
-                if numbers is None:
+                if numbers is None or not finite(numbers):
                     errors[part.stream] = ["not_numeric"]
                 else:
                     numeric.append((part.stream, part.timestamps_ms, numbers))
