@@ -30,6 +30,11 @@ from m2x.runtime.grpc_client import open_channel  # noqa: E402
 from tests.support.processes import start_component  # noqa: E402
 
 TARGET_RPS = 5000
+TRACING = {
+    "OTEL_TRACES_EXPORTER": "console",
+    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+    "OTEL_TRACES_SAMPLER_ARG": "0.1",
+}
 BARE_SERVER = """
 import asyncio, sys, uvloop
 from aiohttp import web
@@ -124,6 +129,21 @@ async def main() -> None:
                 None, wrk, binary, url, args.seconds, args.connections, account.master_key
             )
             keys_cpu = cpu_seconds(keys.process.pid) - keys_cpu_before
+            # The same adapter with tracing on: spans sampled at 10% and batch-exported.
+            traced_http = await start_component(
+                "adapters.http", "http-traced", work, "--listen", "127.0.0.1:0", "--keys-address",
+                keys.listen, "--rate-limit-key", "10000000", "--rate-limit-ip", "10000000",
+                env=TRACING,
+            )  # fmt: skip
+            traced_url = f"http://{traced_http.listen}/v2/keys/{other.key.key}"
+            await loop.run_in_executor(
+                None, wrk, binary, traced_url, 2, args.connections, account.master_key
+            )
+            traced = await loop.run_in_executor(
+                None, wrk, binary, traced_url, args.seconds, args.connections, account.master_key
+            )
+            spans = sum(line.startswith('    "name"') for line in traced_http.stdout_lines)
+            await traced_http.stop()
         finally:
             bare.kill()
             await bare.wait()
@@ -138,7 +158,11 @@ async def main() -> None:
 
     print(line("bare aiohttp 204", base))
     print(line("m2x HTTP adapter", ours))
+    print(line("m2x, tracing on", traced))
     print(f"  ratio m2x / bare : {ours['rps'] / base['rps']:.2f}")
+    print(
+        f"  tracing on / off : {traced['rps'] / ours['rps']:.2f} ({spans} spans exported, 10% sampled)"
+    )
     print(
         f"  keys service CPU during the run: {keys_cpu:.2f} s (no authentication RPC per request)"
     )
