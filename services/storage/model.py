@@ -55,7 +55,6 @@ class Device:
     spec: DeviceSpec
     created_ms: int
     updated_ms: int
-    last_activity_ms: int = 0
 
     @property
     def public(self) -> bool:

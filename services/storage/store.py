@@ -14,6 +14,8 @@ import orjson
 from m2x.runtime.clickhouse import Database
 from services.storage.model import Device, DeviceSpec, Location, Stream, StreamSpec
 
+# last_activity_ms stays 0: activity is derived from values and waypoints (State.activity),
+# never written per value.
 _DEVICE_COLUMNS = (
     "account_id", "id", "name", "description", "visibility", "status", "serial", "tags",
     "metadata_json", "base_device", "last_activity_ms", "created_ms", "updated_ms", "version",
@@ -45,10 +47,10 @@ class EntityStore:
             f"SELECT {', '.join(_DEVICE_COLUMNS[:-2])} FROM devices FINAL"
         ):
             (account_id, id_, name, description, visibility, status, serial, tags, metadata_json,
-             base_device, last_activity_ms, created_ms, updated_ms) = row  # fmt: skip
+             base_device, _last_activity, created_ms, updated_ms) = row  # fmt: skip
             spec = DeviceSpec(name, description, visibility, status, serial, tuple(tags),
                               orjson.loads(metadata_json or "{}"), base_device)  # fmt: skip
-            self._remember(Device(id_, account_id, spec, created_ms, updated_ms, last_activity_ms))
+            self._remember(Device(id_, account_id, spec, created_ms, updated_ms))
         for row in await self.db.query(
             f"SELECT {', '.join(_STREAM_COLUMNS[:-2])} FROM streams FINAL"
         ):
@@ -158,7 +160,7 @@ def _device_row(device: Device, version: int, deleted: bool) -> tuple[Any, ...]:
     s = device.spec
     return (device.account_id, device.id, s.name, s.description, s.visibility, s.status, s.serial,
             list(s.tags), orjson.dumps(s.metadata).decode(), s.base_device,
-            device.last_activity_ms, device.created_ms, device.updated_ms, version,
+            0, device.created_ms, device.updated_ms, version,
             int(deleted))  # fmt: skip
 
 
