@@ -12,6 +12,7 @@ from services.storage.access import Caller
 from services.storage.device_query import DeviceFilter
 from services.storage.exports import Job
 from services.storage.model import Device, DeviceSpec, Location, Stream, StreamSpec
+from services.storage.series import StoredRow
 from services.storage.state import State
 
 
@@ -133,3 +134,14 @@ def job_to_pb(job: Job) -> pb.Job:
         error=job.error, result_token=job.result_token, rows=job.rows, created_ms=job.created_ms,
         started_ms=job.started_ms, finished_ms=job.finished_ms, updated_ms=job.updated_ms,
     )  # fmt: skip
+
+
+def stored_value_to_pb(row: StoredRow) -> pb.StoredValue:
+    account_id, device_id, stream, ts, value, version = row
+    message = pb.StoredValue(account_id=account_id, device_id=device_id, stream=stream,
+                             timestamp_ms=ts, version=version)  # fmt: skip
+    if isinstance(value, str):
+        message.text = value
+    else:
+        message.number = value
+    return message

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from m2x.runtime.clickhouse import Database
@@ -45,6 +47,7 @@ Point = tuple[int, Value]
 Points = list[Point]
 Parts = Sequence[tuple[str, Sequence[int], Sequence[Any]]]
 Samples = list[tuple[int, float]]
+StoredRow = tuple[str, str, str, int, Value, int]  # account, device, stream, ts, value, version
 Rows = list[tuple[int, dict[str, Value]]]  # `list` is also a method name of Series
 
 
@@ -81,6 +84,13 @@ def _where(
     return " AND ".join(clauses), params
 
 
+@dataclass(slots=True)
+class _Pending:
+    batches: list[list[list[Any]]]
+    done: bool = False
+    stored: bool = False
+
+
 class Series:
     """Values of every stream of every account, in `numeric_values` and `text_values`.
 
@@ -92,6 +102,10 @@ class Series:
     def __init__(self, db: Database, flush_delay: float = 0.005, flush_rows: int = 50_000) -> None:
         self.db = db
         self._last_version = 0
+        # Called with the columns of every write once it is stored, in version order.
+        self.listeners: list[Callable[[list[list[Any]]], None]] = []
+        self._pending: deque[_Pending] = deque()
+        self.released_version = 0  # every write up to here is stored and was handed out
         self._commits = {
             kind: GroupCommit(self._inserter(kind), width=len(_COLUMNS), name=table,
                               delay=flush_delay, max_rows=flush_rows)
@@ -99,6 +113,13 @@ class Series:
         }  # fmt: skip
 
     async def start(self) -> None:
+        # Everything stored before this start counts as handed out; new versions go above it
+        # even if the clock went back.
+        (newest,) = (await self.db.query(
+            "SELECT greatest((SELECT max(version) FROM numeric_values), (SELECT max(version) FROM text_values))"
+        ))[0]  # fmt: skip
+        self.released_version = int(newest or 0)
+        self._last_version = max(self._last_version, self.released_version)
         for commit in self._commits.values():
             await commit.start()
 
@@ -158,8 +179,62 @@ class Series:
             for kind, parts in ((NUMERIC, numeric), (TEXT, text))
         ]
         batches = [(kind, columns) for kind, columns in batches if columns[0]]
-        await asyncio.gather(*(self._commits[kind].write(columns) for kind, columns in batches))
+        # Versions were just taken, in this order, without an await: the sequence of pending
+        # writes is in version order.
+        pending = _Pending([columns for _, columns in batches])
+        self._pending.append(pending)
+        try:
+            await asyncio.gather(*(self._commits[kind].write(columns) for kind, columns in batches))
+            pending.stored = True
+        finally:
+            pending.done = True
+            self._release()
         return sum(len(columns[0]) for _, columns in batches)
+
+    def _release(self) -> None:
+        """Hand finished writes to listeners strictly in version order.
+
+        A write that finishes early waits for the writes with smaller versions, so a listener
+        that has seen version v has seen every stored write below v.
+        """
+        while self._pending and self._pending[0].done:
+            pending = self._pending.popleft()
+            if pending.batches:
+                self.released_version = max(self.released_version, pending.batches[-1][5][-1])
+            if not pending.stored:
+                continue
+            for listener in self.listeners:
+                for columns in pending.batches:
+                    listener(columns)  # account, device, stream, ts, value, version columns
+
+    async def since(
+        self, devices: list[tuple[str, str]], after_version: int, upto_version: int, limit: int
+    ) -> list[StoredRow]:
+        """Rows of the (account, device) pairs with after < version <= upto, oldest write first.
+
+        Not FINAL: a consumer of writes wants every write, also one a later write replaced
+        (until a merge removes it).
+        """
+        if not devices:
+            return []
+        selects = [
+            f"SELECT account_id, device_id, stream, toUnixTimestamp64Milli(ts) AS t, {num} AS num, "
+            f"{txt} AS txt, {is_num} AS is_num, version FROM {table} "
+            "WHERE (account_id, device_id) IN {devices:Array(Tuple(String, String))} "
+            "AND version > {after:UInt64} AND version <= {upto:UInt64}"
+            for table, num, txt, is_num in (
+                ("numeric_values", "value", "''", 1),
+                ("text_values", "toFloat64(0)", "value", 0),
+            )
+        ]
+        rows = await self.db.query(
+            f"SELECT * FROM ({' UNION ALL '.join(selects)}) ORDER BY version LIMIT {{limit:UInt32}}",
+            {"devices": devices, "after": after_version, "upto": upto_version, "limit": limit},
+        )
+        return [
+            (account, device, stream, ts, num if is_num else txt, version)
+            for account, device, stream, ts, num, txt, is_num, version in rows
+        ]
 
     # deletes
     async def _delete(self, table: str, where: str, params: dict[str, Any]) -> None:

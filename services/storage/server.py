@@ -20,6 +20,7 @@ from services.storage.servicer import StorageServicer
 from services.storage.state import State
 from services.storage.store import EntityStore
 from services.storage.streams import Streams
+from services.storage.value_feed import ValueFeed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_NAME = storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name
@@ -36,7 +37,7 @@ async def build_server(
     await exports.start()
     servicer = StorageServicer(
         state, Devices(state, KeysClient(keys_channel)), Streams(state), Locations(state),
-        RequestLog(state.store), exports,
+        RequestLog(state.store), exports, ValueFeed(series),
     )  # fmt: skip
     server = await start_grpc_server(
         "storage",

@@ -20,19 +20,21 @@ from services.storage.model import Device
 from services.storage.request_log import RequestLog
 from services.storage.state import State
 from services.storage.streams import Incoming, Streams
+from services.storage.value_feed import ValueFeed, WatcherLagged
 
 Context = grpc.aio.ServicerContext
 
 
 class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     def __init__(self, state: State, devices: Devices, streams: Streams, locations: Locations,
-                 log: RequestLog, exports: Exports) -> None:  # fmt: skip
+                 log: RequestLog, exports: Exports, feed: ValueFeed) -> None:  # fmt: skip
         self.state = state
         self.devices = devices
         self.streams = streams
         self.locations = locations
         self.log = log
         self.exports = exports
+        self.feed = feed
 
     def _device(
         self, request: Any, read_only: bool = False, master_only: bool = False
@@ -300,6 +302,22 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     ) -> AsyncIterator[pb.ReadExportResponse]:
         async for chunk in self.exports.read(request.token):
             yield pb.ReadExportResponse(chunk=chunk)
+
+    # value feed
+    async def WatchValues(
+        self, request: pb.WatchValuesRequest, context: Context
+    ) -> AsyncIterator[pb.WatchValuesResponse]:
+        devices = [(d.account_id, d.device_id) for d in request.devices]
+        try:
+            async for rows, caught_up in self.feed.watch(devices, request.after_version):
+                yield pb.WatchValuesResponse(
+                    values=[convert.stored_value_to_pb(r) for r in rows], caught_up=caught_up
+                )
+        except WatcherLagged:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "watcher fell behind; resume from the last version",
+            )
 
     # request log
     async def AppendRequestLog(
