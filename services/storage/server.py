@@ -9,6 +9,7 @@ import grpc
 from m2x.runtime.clickhouse import Database
 from m2x.runtime.grpc_server import GrpcServer, start_grpc_server
 from m2x.storage.v1 import storage_pb2, storage_pb2_grpc
+from services.storage.commands_feed import CommandsFeed
 from services.storage.config import StorageSettings
 from services.storage.devices import Devices
 from services.storage.exports import Exports
@@ -37,7 +38,7 @@ async def build_server(
     await exports.start()
     servicer = StorageServicer(
         state, Devices(state, KeysClient(keys_channel)), Streams(state), Locations(state),
-        RequestLog(state.store), exports, ValueFeed(series),
+        RequestLog(state.store), exports, ValueFeed(series), commands=CommandsFeed(),
     )  # fmt: skip
     server = await start_grpc_server(
         "storage",

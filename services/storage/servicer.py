@@ -13,6 +13,7 @@ from m2x.storage.v1 import storage_pb2 as pb
 from m2x.storage.v1 import storage_pb2_grpc
 from services.storage import convert
 from services.storage.access import Caller, resolve
+from services.storage.commands_feed import CommandsFeed
 from services.storage.devices import Devices
 from services.storage.exports import Exports
 from services.storage.locations import Locations
@@ -27,7 +28,8 @@ Context = grpc.aio.ServicerContext
 
 class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     def __init__(self, state: State, devices: Devices, streams: Streams, locations: Locations,
-                 log: RequestLog, exports: Exports, feed: ValueFeed) -> None:  # fmt: skip
+                 log: RequestLog, exports: Exports, feed: ValueFeed,
+                 commands: CommandsFeed | None = None) -> None:  # fmt: skip
         self.state = state
         self.devices = devices
         self.streams = streams
@@ -35,6 +37,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self.log = log
         self.exports = exports
         self.feed = feed
+        self.commands = commands or CommandsFeed()
 
     def _device(
         self, request: Any, read_only: bool = False, master_only: bool = False
@@ -331,3 +334,15 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     ) -> pb.ListRequestLogResponse:
         _, device = self._device(request)
         return pb.ListRequestLogResponse(entries=await self.log.list(device))
+
+    # commands on their way to devices
+    async def WatchCommands(
+        self, request: pb.WatchCommandsRequest, context: Context
+    ) -> AsyncIterator[pb.CommandDelivery]:
+        with self.commands.subscribe() as deliveries:
+            await context.send_initial_metadata(())  # tells the watcher it is registered
+            async for d in deliveries:
+                yield pb.CommandDelivery(
+                    device_id=d.device_id, device_key=d.device_key, id=d.id, name=d.name,
+                    data_json=d.data_json, sent_at_ms=d.sent_at_ms,
+                )  # fmt: skip
