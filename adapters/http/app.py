@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry import metrics, trace
 
 from adapters.api.api import Api, Limits
 from adapters.api.app import build_api
-from adapters.api.context import Services
+from adapters.api.backends import open_services
 from adapters.api.errors import ApiError, PayloadTooLarge, error_response
 from adapters.api.messages import ApiRequest, ApiResponse
-from adapters.api.principals import KeysGateway
-from adapters.api.request_log import RequestLogShipper
 from adapters.api.routes import RouteTable
 from adapters.http.codec import JSON, decode_body, encode, response_format
 from adapters.http.config import HttpSettings
 from m2x.runtime.errors import DomainError
-from m2x.runtime.grpc_client import open_channel
 from m2x.runtime.logs import request_id
 from m2x.runtime.telemetry import tracing_enabled
-from m2x.storage.v1 import storage_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -139,62 +132,21 @@ def _http_response(answer: ApiResponse, body: bytes, content_type: str) -> web.R
     return response
 
 
-def _health_check(channel: object, service: str) -> Callable[[], Awaitable[bool]]:
-    stub = health_pb2_grpc.HealthStub(channel)
-    last: list[float | bool] = [0.0, False]
-
-    async def check() -> bool:
-        # /v2/status is public and unauthenticated: answer from a one-second memo so it
-        # cannot be used to flood the services with health checks.
-        if time.monotonic() - float(last[0]) > 1.0:
-            try:
-                reply = await stub.Check(
-                    health_pb2.HealthCheckRequest(service=service), timeout=1.0
-                )
-                last[1] = reply.status == health_pb2.HealthCheckResponse.SERVING
-            except Exception:
-                last[1] = False
-            last[0] = time.monotonic()
-        return bool(last[1])
-
-    return check
-
-
 def create_app(settings: HttpSettings, routes: RouteTable | None = None) -> web.Application:
     """The HTTP adapter; gRPC channels open and close with the app (cleanup_ctx)."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
-        channel = open_channel(settings.keys_address, default_timeout=settings.rpc_timeout)
-        storage_channel = open_channel(
-            settings.storage_address, default_timeout=settings.rpc_timeout
-        )
-        keys = KeysGateway(channel, ttl=settings.principal_ttl)
-        storage = storage_pb2_grpc.StorageServiceStub(storage_channel)
-        request_log = RequestLogShipper(storage)
-        request_log.start()
-        services = Services(
-            keys=keys,
-            storage=storage,
-            request_log=request_log,
-            health_checks={
-                "keys": _health_check(channel, ""),
-                "storage": _health_check(storage_channel, ""),
-            },
-        )
-        limits = Limits(
-            settings.rate_limit_ip, settings.rate_limit_key, settings.rate_limit_device_writes
-        )
-        app[API] = build_api(services, limits, routes)
-        watcher = asyncio.create_task(keys.watch(), name="key-change-feed")
-        yield
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        await request_log.close()
-        await channel.close()
-        await storage_channel.close()
+        async with open_services(
+            settings.keys_address, settings.storage_address, settings.rpc_timeout,
+            settings.principal_ttl,
+        ) as services:  # fmt: skip
+            limits = Limits(
+                settings.rate_limit_ip, settings.rate_limit_key, settings.rate_limit_device_writes
+            )
+            app[API] = build_api(services, limits, routes)
+            yield
 
     app.cleanup_ctx.append(backends)
     app.router.add_route("*", "/{tail:.*}", handle)
