@@ -1,0 +1,1 @@
+"""The MQTT adapter: devices' requests from the broker into the API layer, answers back."""
