@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import grpc
 
@@ -39,7 +41,9 @@ class Stopped(Exception):
     """A signal asked the stack to stop while it was still starting."""
 
 
-def _launch(component: Component, settings: UpSettings, common: list[str]) -> Launch:
+def _launch(
+    component: Component, settings: UpSettings, common: list[str], running: set[str]
+) -> Launch:
     flags = list(common)
     for name in component.forwards:
         value = getattr(settings, name)
@@ -47,7 +51,8 @@ def _launch(component: Component, settings: UpSettings, common: list[str]) -> La
             flags += ["--" + name.replace("_", "-"), str(value)]
     host = getattr(settings, component.host_setting) if component.host_setting else "127.0.0.1"
     port = getattr(settings, component.port_setting) if component.port_setting else 0
-    return Launch(component, host, port, tuple(flags))
+    needs = tuple(n for n in component.needs if n.component in running and n.flag not in flags)
+    return Launch(component, host, port, tuple(flags), needs)
 
 
 def plan(settings: UpSettings, config_file: Path | None) -> list[Launch]:
@@ -55,11 +60,22 @@ def plan(settings: UpSettings, config_file: Path | None) -> list[Launch]:
     common = ["--data-dir", str(settings.data_dir.resolve()), "--log-level", settings.log_level]
     if config_file is not None:
         common += ["--config", str(config_file.resolve())]
-    return [_launch(component, settings, common) for component in dependency_order()]
+    ordered = [c for c in dependency_order() if not (c.skip_if and getattr(settings, c.skip_if))]
+    running = {component.name for component in ordered}
+    return [_launch(component, settings, common, running) for component in ordered]
+
+
+def _device_mqtt_url(settings: UpSettings) -> str:
+    if settings.broker_url:  # devices reach that broker by its own address: drop credentials
+        parts = urlsplit(settings.broker_url)
+        return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    host = settings.mqtt_host if settings.mqtt_host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    return f"mqtt://{host}:{settings.mqtt_port}"
 
 
 def _free_port() -> int:
-    # For the MQTT port until the broker, which cannot announce a port, joins the table.
+    # Mosquitto cannot announce a port it picked, so port 0 is resolved here, once: the broker
+    # keeps that port across restarts and devices keep reconnecting to it.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -69,8 +85,10 @@ class Stack:
     """The running stack's supervisor and the public URLs derived from it."""
 
     def __init__(self, settings: UpSettings, config_file: Path | None) -> None:
+        if not settings.mqtt_port and not settings.broker_url:
+            settings = dataclasses.replace(settings, mqtt_port=_free_port())
         self.settings = settings
-        self.mqtt_url = f"mqtt://127.0.0.1:{settings.mqtt_port or _free_port()}"
+        self.mqtt_url = _device_mqtt_url(settings)
         self.supervisor = Supervisor(
             plan(settings, config_file), settings.start_timeout, self._write_endpoints
         )

@@ -11,6 +11,8 @@ class Health(Enum):
 
     GRPC = "grpc"  # grpc.health.v1 Check of the component's service name says SERVING
     HTTP = "http"  # GET /v2/status answers 200
+    MQTT = "mqtt"  # an MQTT CONNECT is answered (the broker checked its own credentials)
+    READY = "ready"  # its ready line is all there is (it serves no port of its own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,7 @@ class Need:
 
     component: str
     flag: str
+    scheme: str = ""  # given as the URL scheme://host:port rather than host:port
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,10 @@ class Component:
     port_setting: str = ""
     host_setting: str = ""
     forwards: tuple[str, ...] = ()
+    listens: bool = True  # takes --listen; an MQTT adapter only connects to its broker
+    # An `up` setting that, when set, replaces this component (an external broker); a need of
+    # a component that does not run, or whose flag a forwarded setting gives, is dropped.
+    skip_if: str = ""
 
 
 COMPONENTS: tuple[Component, ...] = (
@@ -60,6 +67,26 @@ COMPONENTS: tuple[Component, ...] = (
         port_setting="http_port",
         host_setting="http_host",
         forwards=("public_url",),
+    ),
+    Component(
+        name="broker",
+        module="m2x.broker",
+        health=Health.MQTT,
+        forwards=("mqtt_port", "mqtt_host"),
+        skip_if="broker_url",
+    ),
+    Component(
+        name="mqtt",
+        module="adapters.mqtt",
+        health=Health.READY,
+        needs=(
+            Need("keys", "--keys-address"),
+            Need("storage", "--storage-address"),
+            Need("broker", "--broker-url", scheme="mqtt"),
+            Need("http", "--public-url", scheme="http"),
+        ),
+        forwards=("public_url", "broker_url"),
+        listens=False,
     ),
 )
 

@@ -1,4 +1,4 @@
-"""Health probes: gRPC health Check for services, GET /v2/status for the HTTP adapter."""
+"""Health probes: gRPC health Check for services, GET /v2/status for HTTP, CONNECT for MQTT."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from m2x.broker.probe import connack_code
 from m2x.runtime.grpc_client import open_channel
 from m2x.supervisor.child import Child, ComponentFailed
 from m2x.supervisor.components import Component, Health
@@ -40,6 +41,21 @@ async def _grpc_serving(channel: grpc.aio.Channel, service: str) -> bool:
     return answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
+async def _mqtt_answers(address: str) -> bool:
+    # Any CONNACK will do: the broker component checked its adapters' credentials itself
+    # before announcing ready, and only it knows them.
+    host, _, port = address.rpartition(":")
+    try:
+        await connack_code(host, int(port))
+    except (OSError, TimeoutError):
+        return False
+    return True
+
+
+async def _always() -> bool:
+    return True
+
+
 async def _http_ok(session: aiohttp.ClientSession, address: str) -> bool:
     try:
         async with session.get(f"http://{address}/v2/status") as response:
@@ -56,6 +72,10 @@ async def _probe(
     if component.health is Health.GRPC:
         async with open_channel(address) as channel:
             yield lambda: _grpc_serving(channel, component.grpc_service)
+    elif component.health is Health.MQTT:
+        yield lambda: _mqtt_answers(address)
+    elif component.health is Health.READY:
+        yield _always
     else:
         timeout = aiohttp.ClientTimeout(total=_PROBE_TIMEOUT)
         async with aiohttp.ClientSession(timeout=timeout) as session:

@@ -8,6 +8,12 @@ from pathlib import Path
 from m2x.runtime.settings import non_negative, one_of, port, positive, setting
 
 
+def _mqtt_url(value: str) -> str | None:
+    if value == "" or value.startswith(("mqtt://", "mqtts://")):
+        return None
+    return "must be an mqtt:// or mqtts:// URL"
+
+
 def _url(value: str) -> str | None:
     if value == "" or value.startswith(("http://", "https://")):
         return None
@@ -20,6 +26,12 @@ class UpSettings:
     http_port: int = setting(8080, "HTTP API port (0: any free port)", port)
     http_host: str = setting("0.0.0.0", "address the HTTP API binds")
     mqtt_port: int = setting(1883, "MQTT port for devices (0: any free port)", port)
+    mqtt_host: str = setting("0.0.0.0", "address the MQTT broker binds for devices")
+    broker_url: str = setting(
+        "",
+        "an MQTT 5 broker to use instead of starting Mosquitto: mqtt://user:password@host:port",
+        _mqtt_url,
+    )
     keys_port: int = setting(0, "keys service gRPC port on 127.0.0.1 (0: any free port)", port)
     storage_port: int = setting(
         0, "storage service gRPC port on 127.0.0.1 (0: any free port)", port

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from m2x.supervisor.child import Child, ComponentFailed
-from m2x.supervisor.components import Component
+from m2x.supervisor.components import Component, Need
 from m2x.supervisor.health import connect_address, wait_healthy
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class Launch:
     host: str
     port: int  # 0: any free port on the first start
     flags: tuple[str, ...] = ()
+    needs: tuple[Need, ...] | None = None  # None: all the component's needs
 
 
 @dataclass(slots=True)
@@ -91,10 +92,14 @@ class Supervisor:
         launch = unit.launch
         # A restarted component gets the port it had, so that its clients simply reconnect.
         port = int(unit.listen.rpartition(":")[2]) if unit.listen else launch.port
-        argv = [sys.executable, "-m", launch.component.module, "--listen", f"{launch.host}:{port}"]
+        argv = [sys.executable, "-m", launch.component.module]
+        if launch.component.listens:
+            argv += ["--listen", f"{launch.host}:{port}"]
         argv.extend(launch.flags)
-        for need in launch.component.needs:
-            argv.extend([need.flag, self._by_name[need.component].address])
+        needs = launch.component.needs if launch.needs is None else launch.needs
+        for need in needs:
+            address = self._by_name[need.component].address
+            argv.extend([need.flag, f"{need.scheme}://{address}" if need.scheme else address])
         return argv
 
     def _spawn(self, unit: Unit) -> Child:
