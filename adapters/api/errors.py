@@ -79,6 +79,10 @@ FORBIDDEN: dict[str, tuple[str, str]] = {
         "Forbidden",
         "Your API key is not allowed to access this resource.",
     ),
+    "DEVICE_DISABLED": (
+        "Forbidden",
+        "The device is disabled; a Master API key can enable it again.",
+    ),
     "PRIMARY_KEY_IMMUTABLE": (
         "Forbidden",
         "Primary keys cannot be edited or deleted, only regenerated.",

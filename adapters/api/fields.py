@@ -8,6 +8,8 @@ from typing import Any
 from m2x.runtime.errors import ValidationFailed
 from m2x.runtime.timefmt import parse_iso
 
+MAX_INT32 = 2**31 - 1
+
 
 class FieldReader:
     """Reads fields of one request body; `done()` raises every problem found at once."""
@@ -74,7 +76,12 @@ class FieldReader:
         if number is None or (lo is not None and number < lo):
             self.fail(name, "not_valid")
             return default
-        return min(number, hi) if hi is not None else number
+        if hi is not None:
+            return min(number, hi)
+        if number > MAX_INT32:  # every integer parameter travels as a 32-bit protobuf field
+            self.fail(name, "not_valid")
+            return default
+        return number
 
     def number(self, name: str) -> float | None:
         """A numeric field (numeric strings accepted, as embedded clients send them)."""

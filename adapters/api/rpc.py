@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from m2x.runtime.errors import Unavailable
+from m2x.runtime.errors import DomainError, Unavailable
 from m2x.runtime.grpc_status import to_domain_error
 
 logger = logging.getLogger(__name__)
@@ -18,11 +18,18 @@ async def call(rpc: Any, request: Any) -> Any:
     try:
         return await rpc(request)
     except grpc.RpcError as exc:
-        error = to_domain_error(exc)
-        if error is None:
-            logger.error("backend call failed: %s %s", exc.code(), exc.details())
-            raise Unavailable("backend service unavailable") from None
-        raise error from None
+        raise _translated(exc) from None
+
+
+def _translated(exc: grpc.RpcError) -> DomainError:
+    """The domain error a failed call carries; transport trouble is 503, anything else 500."""
+    error = to_domain_error(exc)
+    if error is not None:
+        return error
+    logger.error("backend call failed: %s %s", exc.code(), exc.details())
+    if exc.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        return Unavailable("backend service busy")
+    return DomainError("backend error")  # answered as 500 by the error table
 
 
 async def read_stream(rpc: Any, request: Any) -> list[Any]:
@@ -30,8 +37,4 @@ async def read_stream(rpc: Any, request: Any) -> list[Any]:
     try:
         return [message async for message in rpc(request)]
     except grpc.RpcError as exc:
-        error = to_domain_error(exc)
-        if error is None:
-            logger.error("backend stream failed: %s %s", exc.code(), exc.details())
-            raise Unavailable("backend service unavailable") from None
-        raise error from None
+        raise _translated(exc) from None

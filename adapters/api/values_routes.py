@@ -181,7 +181,8 @@ async def put_value(c: Call) -> ApiResponse:
     name = c.params["stream"]
     if "value" not in body:
         fields.fail("value", "not_present")
-    entries = [(_timestamp(fields, body, now_ms(), "timestamp"), body.get("value"))]
+        fields.done()
+    entries = [(_timestamp(fields, body, now_ms(), "timestamp"), body["value"])]
     part = _column(name, entries, fields, "value")
     fields.done()
     return await write_values(c, [part], None, single=name)

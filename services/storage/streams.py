@@ -140,6 +140,8 @@ class Streams:
                      lo: float | None, hi: float | None, limit: int, sort: str,
                      dir: str) -> tuple[Stream, list[tuple[int, Any]]]:  # fmt: skip
         stream = self.get(caller, device, name)
+        if not stream.numeric and (lo is not None or hi is not None):
+            raise ValidationFailed({"min" if lo is not None else "max": ["not_valid"]})
         if sort not in ("timestamp", "value") or dir not in ("asc", "desc"):
             raise ValidationFailed(
                 {"sort" if sort not in ("timestamp", "value") else "dir": ["not_valid"]}
@@ -205,8 +207,11 @@ class Streams:
         if missing:
             raise ValidationFailed({n: ["Stream not found"] for n in missing})
         kinds = {n: reachable[n].spec.type for n in wanted}
-        for stream, _, _ in conditions:
+        for stream, op, _ in conditions:
             kinds.setdefault(stream, reachable[stream].spec.type)
+            # Numbers compare (gt ... eq); texts only `match`.
+            if (op == "match") == reachable[stream].numeric:
+                raise ValidationFailed({"conditions": ["not_valid"]})
         rows = await self.state.series.device_rows(
             device.account_id, device.id, kinds, start_ms, end_ms, _limit(limit), conditions
         )
