@@ -1,0 +1,1 @@
+"""Triggers service: rules on stream values, webhook notifications, the triggers log."""

@@ -1,0 +1,147 @@
+"""The evaluation loop: stored values in, trigger states and notifications out, durably.
+
+Values are applied in feed (version) order, which is the order storage acknowledged them, so
+each stream is evaluated in order. After a batch, the states it changed, the events it
+produced and the feed cursor go to ClickHouse in one INSERT; only then are the events handed
+to delivery. A crash therefore resumes from a cursor consistent with the saved states: values
+after it are evaluated again and produce the same events (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from m2x.storage.v1 import storage_pb2 as pb
+from services.triggers.evaluator import evaluate
+from services.triggers.model import Event, State, Trigger, Value, snapshot
+from services.triggers.registry import Registry
+from services.triggers.store import Engine as Saved
+from services.triggers.store import Store
+
+logger = logging.getLogger(__name__)
+
+CURSOR_EVERY = 1.0  # seconds between cursor-only commits (values that changed nothing)
+
+
+class Engine:
+    def __init__(self, store: Store, registry: Registry, saved: Saved,
+                 deliver: Callable[[list[Event]], None]) -> None:  # fmt: skip
+        self.store = store
+        self.registry = registry
+        self.deliver = deliver
+        self.cursor = saved.cursor  # the last version evaluated
+        self.saved_cursor = saved.cursor
+        self.states = saved.states
+        self._dirty: dict[str, State] = {}
+        self._inbox: list[Sequence[pb.StoredValue]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._last_commit = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="trigger-engine")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # state
+    def state(self, trigger: Trigger) -> State:
+        state = self.states.get(trigger.id)
+        if state is None or state.revision != trigger.revision:
+            state = self.states[trigger.id] = State(trigger.revision)
+        return state
+
+    def activated(self, trigger: Trigger) -> bool:
+        state = self.states.get(trigger.id)
+        return state is not None and state.revision == trigger.revision and state.activated
+
+    def rearm(self, trigger: Trigger, previous: dict[str, Value]) -> None:
+        """Start the trigger's evaluation afresh; `previous` seeds `changed` conditions."""
+        self.states[trigger.id] = self._dirty[trigger.id] = State(
+            trigger.revision, previous=previous
+        )
+        self._wake.set()
+
+    def drop(self, trigger_id: str) -> None:
+        self.states.pop(trigger_id, None)
+        self._dirty.pop(trigger_id, None)
+
+    # feed
+    def push(self, values: Sequence[pb.StoredValue]) -> None:
+        self._inbox.append(values)
+        self._idle.clear()
+        self._wake.set()
+
+    async def settled(self) -> None:
+        """Return once every value pushed so far is evaluated and committed."""
+        await self._idle.wait()
+
+    def apply(self, values: Sequence[pb.StoredValue]) -> list[Event]:
+        """Evaluate values in order; returns the events to send, marks changed states dirty."""
+        events: list[Event] = []
+        now = time.time_ns() // 1_000_000
+        for v in values:
+            for trigger in self.registry.enabled_on(v.account_id, v.device_id, v.stream):
+                if v.version <= trigger.since_version:
+                    continue  # stored before the trigger was (re)armed
+                state = self.state(trigger)
+                was = (state.activated, state.last_fired_ms)
+                value: Value = v.text if v.WhichOneof("value") == "text" else v.number
+                kind = evaluate(trigger, state, v.stream, value, v.timestamp_ms)
+                # Latest values matter only to multi-stream and `changed` conditions.
+                if was != (state.activated, state.last_fired_ms) or trigger.remembers:
+                    self._dirty[trigger.id] = state
+                if kind == "fired" or (kind == "reset" and trigger.spec.notify_on_reset):
+                    events.append(self._event(trigger, state, v, kind, now))
+        if values:
+            self.cursor = max(self.cursor, values[-1].version)
+        return events
+
+    @staticmethod
+    def _event(trigger: Trigger, state: State, v: pb.StoredValue, kind: str, now: int) -> Event:
+        values = {s: (latest.value, latest.timestamp_ms) for s, latest in state.latest.items()
+                  if s in trigger.streams}  # fmt: skip
+        return Event(
+            id=f"{trigger.id}:{v.version}:{kind}", kind=kind, trigger_id=trigger.id,
+            owner=trigger.owner, device_id=v.device_id, snapshot=snapshot(trigger.spec),
+            values=values, timestamp_ms=v.timestamp_ms, created_ms=now,
+        )  # fmt: skip
+
+    async def _run(self) -> None:
+        while True:
+            if not self._inbox and not self._dirty:
+                self._idle.set()
+                await self._wake.wait()
+            self._wake.clear()
+            batches, self._inbox = self._inbox, []
+            events = self.apply([v for batch in batches for v in batch])
+            await self._commit(events)
+            if events:
+                self.deliver(events)
+
+    async def _commit(self, events: list[Event]) -> None:
+        cursor_due = time.monotonic() - self._last_commit >= CURSOR_EVERY
+        if not events and not self._dirty and not (cursor_due and self.cursor > self.saved_cursor):
+            return  # nothing a replay would not rebuild exactly
+        dirty, self._dirty = self._dirty, {}
+        cursor = self.cursor
+        delay = 0.1
+        while True:
+            try:
+                await self.store.commit(dirty, events, cursor)
+                break
+            except Exception:
+                logger.exception("could not save trigger states; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.saved_cursor = cursor
+        self._last_commit = time.monotonic()
