@@ -8,6 +8,7 @@ from adapters.api import (
     keys_routes,
     readings_routes,
     system_routes,
+    triggers_routes,
 )
 from adapters.api.api import Api, Limits
 from adapters.api.context import Services
@@ -16,7 +17,8 @@ from adapters.api.routes import RouteTable
 
 def all_routes() -> RouteTable:
     table = RouteTable()
-    for group in (system_routes, keys_routes, devices_routes, readings_routes, jobs_routes):
+    for group in (system_routes, keys_routes, devices_routes, readings_routes, jobs_routes,
+                  triggers_routes):  # fmt: skip
         table.include(group.routes())
     return table
 

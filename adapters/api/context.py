@@ -18,6 +18,7 @@ class Services:
 
     keys: KeysGateway
     storage: Any = None  # m2x.storage.v1 StorageServiceStub
+    triggers: Any = None  # m2x.triggers.v1 TriggersServiceStub
     request_log: Any = None  # adapters.api.request_log.RequestLogShipper
     # name -> async () -> bool, for /v2/status
     health_checks: dict[str, Any] = field(default_factory=dict)

@@ -140,7 +140,7 @@ def create_app(settings: HttpSettings, routes: RouteTable | None = None) -> web.
     async def backends(app: web.Application) -> AsyncIterator[None]:
         async with open_services(
             settings.keys_address, settings.storage_address, settings.rpc_timeout,
-            settings.principal_ttl,
+            settings.principal_ttl, triggers_address=settings.triggers_address,
         ) as services:  # fmt: skip
             limits = Limits(
                 settings.rate_limit_ip, settings.rate_limit_key, settings.rate_limit_device_writes

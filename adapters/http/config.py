@@ -14,6 +14,7 @@ class HttpSettings:
     listen: str = setting("0.0.0.0:8080", "HTTP listen address host:port (port 0: any free port)")
     keys_address: str = setting("127.0.0.1:50051", "address host:port of the keys service")
     storage_address: str = setting("127.0.0.1:50052", "address host:port of the storage service")
+    triggers_address: str = setting("127.0.0.1:50053", "address host:port of the triggers service")
     public_url: str = setting("", "public base URL for absolute links; default: the request's host")
     trust_forwarded: bool = setting(False, "take scheme, host and client IP from X-Forwarded-*")
     max_body_bytes: int = setting(2 * 1024 * 1024, "largest request body accepted", positive)
