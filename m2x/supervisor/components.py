@@ -60,10 +60,22 @@ COMPONENTS: tuple[Component, ...] = (
         port_setting="storage_port",
     ),
     Component(
+        name="triggers",
+        module="services.triggers",
+        health=Health.GRPC,
+        grpc_service="m2x.triggers.v1.TriggersService",
+        needs=(Need("storage", "--storage-address"),),
+        port_setting="triggers_port",
+    ),
+    Component(
         name="http",
         module="adapters.http",
         health=Health.HTTP,
-        needs=(Need("keys", "--keys-address"), Need("storage", "--storage-address")),
+        needs=(
+            Need("keys", "--keys-address"),
+            Need("storage", "--storage-address"),
+            Need("triggers", "--triggers-address"),
+        ),
         port_setting="http_port",
         host_setting="http_host",
         forwards=("public_url",),

@@ -36,6 +36,9 @@ class UpSettings:
     storage_port: int = setting(
         0, "storage service gRPC port on 127.0.0.1 (0: any free port)", port
     )
+    triggers_port: int = setting(
+        0, "triggers service gRPC port on 127.0.0.1 (0: any free port)", port
+    )
     public_url: str = setting("", "URL clients use to reach the HTTP API, if not direct", _url)
     log_level: str = setting(
         "INFO", "log level of every component", one_of("DEBUG", "INFO", "WARNING", "ERROR")

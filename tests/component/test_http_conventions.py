@@ -94,7 +94,7 @@ async def test_json_and_msgpack_bodies_in_and_out(stack: Stack) -> None:
         status, body, headers = await raw(stack, "GET", "/v2/status", headers={"Accept": accept})
         assert status == 200
         assert headers["Content-Type"].startswith("application/json")
-        assert json.loads(body) == {"api": "OK", "keys": "OK", "storage": "OK"}
+        assert json.loads(body) == {"api": "OK", "keys": "OK", "storage": "OK", "triggers": "OK"}
 
     # Error bodies follow Accept too.
     status, body, headers = await raw(stack, "GET", "/v2/keys", headers={"Accept": MSGPACK})
@@ -111,7 +111,7 @@ async def test_jsonp_callback_and_pretty_printing(stack: Stack) -> None:
     assert headers["Content-Type"].startswith("application/javascript")
     text = body.decode()
     assert text.startswith("foo(") and text.endswith(");")
-    assert json.loads(text[len("foo(") : -len(");")]) == {"api": "OK", "keys": "OK", "storage": "OK"}
+    assert json.loads(text[len("foo(") : -len(");")]) == {"api": "OK", "keys": "OK", "storage": "OK", "triggers": "OK"}
 
     status, body, _ = await raw(
         stack, "GET", "/v2/keys?callback=window.m2x.got_keys", headers={"X-M2X-KEY": master}
@@ -125,13 +125,13 @@ async def test_jsonp_callback_and_pretty_printing(stack: Stack) -> None:
     assert headers["Content-Type"].startswith("application/json")
     assert json.loads(body)["message"] == "Bad Request"
 
-    compact = b'{"api":"OK","keys":"OK","storage":"OK"}'
+    compact = b'{"api":"OK","keys":"OK","storage":"OK","triggers":"OK"}'
     for query in ("?pretty", "?pretty=true"):
         status, body, headers = await raw(stack, "GET", "/v2/status" + query)
         assert status == 200
         assert headers["Content-Type"].startswith("application/json")
         assert b"\n  " in body
-        assert json.loads(body) == {"api": "OK", "keys": "OK", "storage": "OK"}
+        assert json.loads(body) == {"api": "OK", "keys": "OK", "storage": "OK", "triggers": "OK"}
     for query in ("?pretty=false", ""):
         status, body, _ = await raw(stack, "GET", "/v2/status" + query)
         assert (status, body) == (200, compact)
@@ -333,5 +333,5 @@ async def test_status_needs_no_key(stack: Stack) -> None:
     for key in (None, master, "f" * 32):
         status, body, headers = await stack.request("GET", "/v2/status", key=key)
         assert status == 200, key
-        assert body == {"api": "OK", "keys": "OK", "storage": "OK"}
+        assert body == {"api": "OK", "keys": "OK", "storage": "OK", "triggers": "OK"}
         assert headers["X-M2X-VERSION"]

@@ -8,7 +8,7 @@ from tests.support.stack import Stack
 async def test_status_reports_api_and_keys(stack: Stack) -> None:
     status, body, headers = await stack.request("GET", "/v2/status")
     assert status == 200
-    assert body == {"api": "OK", "keys": "OK", "storage": "OK"}
+    assert body == {"api": "OK", "keys": "OK", "storage": "OK", "triggers": "OK"}
     assert headers["Content-Type"].startswith("application/json")
 
 

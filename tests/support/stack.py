@@ -1,4 +1,4 @@
-"""The keys service and HTTP adapter as real processes, plus an HTTP client for them."""
+"""Keys, storage and triggers services and the HTTP adapter as processes, plus an HTTP client."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class Stack:
     url: str
     session: aiohttp.ClientSession
     channel: grpc.aio.Channel
+    triggers: Component | None = None
 
     @property
     def keys_stub(self) -> keys_pb2_grpc.KeysServiceStub:
@@ -61,8 +62,9 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def start_stack(
-    workdir: Path, *http_args: str, env: dict[str, str] | None = None
-) -> AsyncIterator[Stack]:
+    workdir: Path, *http_args: str, env: dict[str, str] | None = None,
+    triggers_args: tuple[str, ...] = (),
+) -> AsyncIterator[Stack]:  # fmt: skip
     keys = await start_component(
         "services.keys", "keys", workdir, "--data-dir", str(workdir), env=env
     )
@@ -73,9 +75,15 @@ async def start_stack(
             "--keys-address", keys.listen, env=env,
         )  # fmt: skip
         started.append(storage)
+        triggers = await start_component(
+            "services.triggers", "triggers", workdir, "--data-dir", str(workdir),
+            "--storage-address", storage.listen, *triggers_args, env=env,
+        )  # fmt: skip
+        started.append(triggers)
         http = await start_component(
             "adapters.http", "http", workdir, "--listen", "127.0.0.1:0",
-            "--keys-address", keys.listen, "--storage-address", storage.listen, *http_args, env=env,
+            "--keys-address", keys.listen, "--storage-address", storage.listen,
+            "--triggers-address", triggers.listen, *http_args, env=env,
         )  # fmt: skip
         started.append(http)
     except BaseException:
@@ -85,7 +93,7 @@ async def start_stack(
     channel = open_channel(keys.listen)
     session = aiohttp.ClientSession()
     try:
-        yield Stack(keys, storage, http, f"http://{http.listen}", session, channel)
+        yield Stack(keys, storage, http, f"http://{http.listen}", session, channel, triggers)
     finally:
         await session.close()
         await channel.close()
