@@ -128,10 +128,11 @@ class Device:
         return self._by_id[request_id][0]
 
     async def request(
-        self, method: str, resource: str, body: Any = None, **extra: Any
-    ) -> dict[str, Any]:
-        """`{"id", "status", "body"}` of one request."""
-        return await self.response(await self.send(method, resource, body, **extra))
+        self, method: str, resource: str, body: Any = None, within: float = ANSWER_TIMEOUT,
+        **extra: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        """`{"id", "status", "body"}` of one request (`extra`: more envelope fields)."""
+        return await self.response(await self.send(method, resource, body, **extra), within)
 
     def responses_to(self, request_id: Any) -> list[dict[str, Any]]:
         return list(self._by_id.get(request_id, []))
