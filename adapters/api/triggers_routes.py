@@ -7,8 +7,11 @@ with a distribution owner.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
+import grpc
 import orjson
 
 from adapters.api.context import Call
@@ -19,6 +22,8 @@ from m2x.runtime.errors import Unavailable
 from m2x.runtime.timefmt import iso_ms
 from m2x.storage.v1 import storage_pb2 as spb
 from m2x.triggers.v1 import triggers_pb2 as pb
+
+logger = logging.getLogger(__name__)
 
 PAYLOAD_VERSION = 2
 
@@ -34,6 +39,34 @@ async def _owner(c: Call) -> pb.Owner:
     request = spb.GetDeviceRequest(caller=c.caller(), device=c.device_ref())
     device = (await call(c.services.storage.GetDevice, request)).device
     return pb.Owner(account_id=device.account_id, device_id=device.id)
+
+
+async def trigger_counts(c: Call, devices: Sequence[spb.Device]) -> list[int]:
+    """Each device's number of triggers; zeros when the triggers service cannot say.
+
+    Device views must not fail because the triggers service is down, so its absence shows
+    as a count of 0 (logged) rather than an error.
+    """
+    if c.services.triggers is None or not devices:
+        return [0] * len(devices)
+    owners = [pb.Owner(account_id=d.account_id, device_id=d.id) for d in devices]
+    try:
+        reply = await c.services.triggers.CountTriggers(pb.CountTriggersRequest(owners=owners))
+    except grpc.RpcError as exc:
+        logger.warning("trigger counts unavailable: %s", exc.code())
+        return [0] * len(devices)
+    return list(reply.counts)
+
+
+async def delete_triggers_of(c: Call, device_id: str) -> None:
+    """Drop a deleted device's triggers (best effort: orphans never fire, as no value comes)."""
+    if c.services.triggers is None:
+        return
+    owner = pb.Owner(account_id=c.account_id, device_id=device_id)
+    try:
+        await c.services.triggers.DeleteOwnerTriggers(pb.DeleteOwnerTriggersRequest(owner=owner))
+    except grpc.RpcError as exc:
+        logger.warning("triggers of deleted device %s kept: %s", device_id, exc.code())
 
 
 def trigger_json(c: Call, t: pb.Trigger) -> dict[str, Any]:

@@ -53,10 +53,8 @@ class Registry:
         found = self._by_owner.get(owner.key, {}).values()
         return sorted(found, key=lambda t: int(t.id))
 
-    def count(self, account_id: str, device_ids: Iterable[str]) -> dict[str, int]:
-        return {
-            d: len(self._by_owner.get((account_id, d, ""), {})) for d in device_ids
-        }  # fmt: skip
+    def count(self, owner: Owner) -> int:
+        return len(self._by_owner.get(owner.key, _NONE))
 
     def enabled_on(self, account_id: str, device_id: str, stream: str) -> Iterable[Trigger]:
         return self._by_stream.get((account_id, device_id, stream), _NONE).values()

@@ -81,7 +81,7 @@ class TriggersServicer(triggers_pb2_grpc.TriggersServiceServicer):
     async def CountTriggers(
         self, request: pb.CountTriggersRequest, context: Context
     ) -> pb.CountTriggersResponse:
-        counts = self.triggers.count(request.account_id, list(request.device_ids))
+        counts = self.triggers.count([owner(o) for o in request.owners])
         return pb.CountTriggersResponse(counts=counts)
 
     async def TestTrigger(

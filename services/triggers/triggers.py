@@ -61,8 +61,8 @@ class Triggers:
     def list(self, owner: Owner) -> list[Trigger]:
         return self.registry.of_owner(owner)
 
-    def count(self, account_id: str, device_ids: list[str]) -> dict[str, int]:
-        return self.registry.count(account_id, device_ids)
+    def count(self, owners: list[Owner]) -> list[int]:
+        return [self.registry.count(owner) for owner in owners]
 
     async def create(self, owner: Owner, body: Mapping[str, Any]) -> Trigger:
         streams = await self._streams(owner)
