@@ -15,6 +15,7 @@ from adapters.api.fields import FieldReader
 from adapters.api.messages import ApiResponse
 from adapters.api.routes import Access, RouteTable
 from adapters.api.rpc import call
+from adapters.api.triggers_routes import delete_triggers_of, trigger_counts
 from m2x.runtime.errors import NotFound, ValidationFailed
 from m2x.runtime.timefmt import iso_ms
 from m2x.storage.v1 import storage_pb2 as pb
@@ -34,8 +35,8 @@ def location_json(location: pb.Location) -> dict[str, Any]:
     }
 
 
-def device_json(c: Call, d: pb.Device, metadata: bool = False) -> dict[str, Any]:
-    """The public device object of spec §22.1."""
+def device_json(c: Call, d: pb.Device, metadata: bool = False, triggers: int = 0) -> dict[str, Any]:
+    """The public device object of spec §22.1 (`triggers`: its number of triggers)."""
     url = c.url(f"/v2/devices/{d.id}")
     body: dict[str, Any] = {
         "id": d.id,
@@ -48,7 +49,7 @@ def device_json(c: Call, d: pb.Device, metadata: bool = False) -> dict[str, Any]
         "tags": list(d.tags),
         "location": location_json(d.location) if d.HasField("location") else {},
         "streams": {"count": d.stream_count, "url": url + "/streams"},
-        "triggers": {"count": 0, "url": url + "/triggers"},
+        "triggers": {"count": triggers, "url": url + "/triggers"},
         "last_activity": iso_ms(d.last_activity_ms) if d.last_activity_ms else None,
         "created": iso_ms(d.created_ms),
         "updated": iso_ms(d.updated_ms),
@@ -98,7 +99,8 @@ async def create_device(c: Call) -> ApiResponse:
 async def view_device(c: Call) -> ApiResponse:
     request = pb.GetDeviceRequest(caller=c.caller(), device=c.device_ref(), read_only=True)
     reply = await call(c.services.storage.GetDevice, request)
-    return ApiResponse(200, device_json(c, reply.device, metadata=True))
+    (count,) = await trigger_counts(c, [reply.device])
+    return ApiResponse(200, device_json(c, reply.device, metadata=True, triggers=count))
 
 
 async def update_device(c: Call) -> ApiResponse:
@@ -111,10 +113,15 @@ async def update_device(c: Call) -> ApiResponse:
 
 
 async def delete_device(c: Call) -> ApiResponse:
+    device_id = c.params.get("device", "")
+    if not device_id:  # a serial path: its triggers are found by the device's id
+        request = pb.GetDeviceRequest(caller=c.caller(), device=c.device_ref())
+        device_id = (await call(c.services.storage.GetDevice, request)).device.id
     await call(
         c.services.storage.DeleteDevice,
         pb.DeleteDeviceRequest(caller=c.caller(), device=c.device_ref()),
     )
+    await delete_triggers_of(c, device_id)
     return ApiResponse(204)
 
 
@@ -168,7 +175,8 @@ async def _list(c: Call, catalog: bool, search: bool) -> ApiResponse:
     fields.done()
     reply = await call(c.services.storage.ListDevices, request)
     metadata = fields.flag("include_metadata") if "include_metadata" in params else False
-    devices = [device_json(c, d, metadata) for d in reply.devices]
+    counts = await trigger_counts(c, reply.devices)
+    devices = [device_json(c, d, metadata, n) for d, n in zip(reply.devices, counts, strict=True)]
     pages = math.ceil(reply.total / request.limit) if reply.total else 0
     body = {"devices": devices, "total": reply.total, "pages": pages, "limit": request.limit,
             "current_page": page}  # fmt: skip
