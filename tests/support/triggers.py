@@ -36,6 +36,7 @@ async def trigger_stack(workdir: Path, *triggers_args: str) -> AsyncIterator[Sta
 @dataclass
 class Device:
     stack: Stack
+    account_id: str
     key: str  # the account's master key
     id: str
     serial: str
@@ -82,13 +83,13 @@ class Device:
 
 async def new_device(stack: Stack, *streams: str | tuple[str, str]) -> Device:
     """A fresh account's device with numeric (name) or typed ((name, type)) streams."""
-    _, master = await stack.new_account()
+    account_id, master = await stack.new_account()
     status, device, _ = await stack.request(
         "POST", "/v2/devices", key=master,
         json={"name": "Test Device", "visibility": "private", "serial": "ABC123"},
     )  # fmt: skip
     assert status == 201, device
-    made = Device(stack, master, device["id"], "ABC123", device["key"])
+    made = Device(stack, account_id, master, device["id"], "ABC123", device["key"])
     for stream in streams:
         name, kind = stream if isinstance(stream, tuple) else (stream, "numeric")
         await made.stream(name, kind)
