@@ -15,6 +15,7 @@ import ssl
 import uuid
 
 import aiomqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from adapters.api.api import Api
 from adapters.api.context import Services
@@ -27,6 +28,12 @@ logger = logging.getLogger(__name__)
 
 INITIAL_DELAY = 0.1
 MAX_DELAY = 5.0
+# Some clients (PHP) set RETAIN on requests, so the broker keeps the last request of each key
+# and would replay it to every new subscription (Mosquitto 2.0 does so even for shared ones):
+# an adapter restart would then run old requests again. Ask for no replays, and drop any that
+# still come: replays carry the retain flag, live messages never do (retainAsPublished off).
+SUBSCRIPTION = SubscribeOptions(qos=0, retainAsPublished=False,
+                                retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)  # fmt: skip
 
 
 class MqttAdapter:
@@ -60,7 +67,7 @@ class MqttAdapter:
         while not stop.is_set():
             try:
                 async with self._client() as client:
-                    await client.subscribe(self.topic, qos=0)
+                    await client.subscribe(self.topic, options=SUBSCRIPTION)
                     self._connected()
                     delay = INITIAL_DELAY
                     await self._serve(client, stop)
@@ -92,9 +99,12 @@ class MqttAdapter:
         async def read() -> None:
             nonlocal taking
             async for message in client.messages:
-                taking = True
-                await self.workers.take(str(message.topic), _bytes(message.payload), publish)
-                taking = False
+                if message.retain:
+                    logger.info("replay of a retained request on %s ignored", message.topic)
+                else:
+                    taking = True
+                    await self.workers.take(str(message.topic), _bytes(message.payload), publish)
+                    taking = False
                 if leaving and not len(client.messages):
                     return
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import orjson
 
 from tests.integration.conftest import StartUp, processes_mentioning
 from tests.support.mqtt import Device, MqttStack, device_session, start_mqtt_stack
@@ -95,6 +96,28 @@ async def test_changed_keys_are_refused_at_once(tmp_path: Path) -> None:
 
         async with mqtt.device(new["key"]) as device:
             assert (await device.request("GET", path))["status"] == 200
+
+
+async def test_retained_requests_are_not_run_again_by_a_new_adapter(tmp_path: Path) -> None:
+    # The PHP client sets RETAIN on requests: the broker keeps each key's last request and
+    # offers it to every new subscription.
+    async with start_mqtt_stack(tmp_path) as mqtt:
+        master, device_id, key = await new_device(mqtt)
+        path = f"/v2/devices/{device_id}/streams/s"
+        assert (await mqtt.stack.request("PUT", path, key=master, json={}))[0] == 201
+        write = {"id": "once", "method": "PUT", "resource": f"{path}/value", "body": {"value": 1}}
+        async with mqtt.device(key) as device:
+            await device.publish(orjson.dumps(write), retain=True)
+            assert (await device.response("once"))["status"] == 202
+
+            await mqtt.adapters[0].stop()
+            await mqtt.start_adapter()
+            live = await device.request("PUT", f"{path}/value", {"value": 2})
+            assert live["status"] == 202
+            await asyncio.sleep(QUIET)  # a replay would have been answered by now
+            assert len(device.responses_to("once")) == 1
+        status, body, _ = await mqtt.stack.request("GET", f"{path}/values", key=master)
+        assert (status, [v["value"] for v in body["values"]]) == (200, [2, 1])
 
 
 async def answered_over_mqtt(port: int, key: str, resource: str, within: float = 30.0) -> int:
