@@ -51,7 +51,7 @@ class MqttAdapter:
         self._announced = False
 
     def _client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.broker.host, self.broker.port,
             username=self.broker.username, password=self.broker.password,
             identifier=f"m2x-mqtt-{uuid.uuid4().hex[:12]}",
@@ -60,6 +60,9 @@ class MqttAdapter:
             tls_context=ssl.create_default_context() if self.broker.tls else None,
             logger=logging.getLogger("adapters.mqtt.client"),
         )  # fmt: skip
+        # aiomqtt warns past 10 unconfirmed publishes; every request in flight may have one.
+        client.pending_calls_threshold = self.settings.concurrency + 16
+        return client
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, reconnecting whenever the broker goes away."""
