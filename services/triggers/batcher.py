@@ -16,8 +16,11 @@ T = TypeVar("T")
 class Batcher(Generic[T]):
     """Best-effort background writes (log entries, delivered marks); `flush` awaits them."""
 
-    def __init__(self, name: str, write: Callable[[Sequence[T]], Awaitable[None]]) -> None:
+    def __init__(
+        self, name: str, write: Callable[[Sequence[T]], Awaitable[None]], interval: float = 0.0
+    ) -> None:
         self.name = name
+        self.interval = interval  # least seconds between two writes: fewer, larger INSERTs
         self._write = write
         self._pending: list[T] = []
         self._gathering: asyncio.Future[None] | None = None  # done once _pending is written
@@ -44,6 +47,8 @@ class Batcher(Generic[T]):
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self.interval:
+                await asyncio.sleep(self.interval)
             items, done = self._pending, self._gathering
             self._pending, self._gathering = [], None
             if done is None:

@@ -48,6 +48,10 @@ class TriggersSettings:
         1.0, "seconds a device's name, serial, location and units are reused in payloads",
         non_negative,
     )  # fmt: skip
+    commit_interval: float = setting(
+        0.02, "least seconds between two saves of evaluator state (one INSERT each)",
+        non_negative,
+    )  # fmt: skip
     reflection: bool = setting(False, "serve gRPC reflection")
     log_level: str = setting("INFO", "log level", one_of("DEBUG", "INFO", "WARNING", "ERROR"))
     shutdown_grace: float = setting(

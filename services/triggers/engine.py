@@ -29,7 +29,8 @@ CURSOR_EVERY = 1.0  # seconds between cursor-only commits (values that changed n
 
 class Engine:
     def __init__(self, store: Store, registry: Registry, saved: Saved,
-                 deliver: Callable[[list[Event]], None]) -> None:  # fmt: skip
+                 deliver: Callable[[list[Event]], None], commit_interval: float = 0.0
+                 ) -> None:  # fmt: skip
         self.store = store
         self.registry = registry
         self.deliver = deliver
@@ -42,6 +43,9 @@ class Engine:
         self._idle = asyncio.Event()
         self._idle.set()
         self._last_commit = time.monotonic()
+        # Each commit is an INSERT, i.e. a part for ClickHouse to merge: at most one per
+        # interval, whatever the value rate (values meanwhile share the next one).
+        self.commit_interval = commit_interval
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -97,8 +101,12 @@ class Engine:
                 was = (state.activated, state.last_fired_ms)
                 value: Value = v.text if v.WhichOneof("value") == "text" else v.number
                 kind = evaluate(trigger, state, v.stream, value, v.timestamp_ms)
-                # Latest values matter only to multi-stream and `changed` conditions.
-                if was != (state.activated, state.last_fired_ms) or trigger.remembers:
+                # A replay rebuilds the rest: latest values matter only to multi-stream and
+                # `changed` conditions, the last notification's time only to periodic ones.
+                if trigger.remembers or (
+                    was[0] != state.activated
+                    or (trigger.spec.frequency == "periodic" and was[1] != state.last_fired_ms)
+                ):
                     self._dirty[trigger.id] = state
                 if kind == "fired" or (kind == "reset" and trigger.spec.notify_on_reset):
                     events.append(self._event(trigger, state, v, kind, now))
@@ -122,6 +130,9 @@ class Engine:
                 self._idle.set()
                 await self._wake.wait()
             self._wake.clear()
+            pause = self._last_commit + self.commit_interval - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
             batches, self._inbox = self._inbox, []
             events = self.apply([v for batch in batches for v in batch])
             await self._commit(events)
@@ -134,6 +145,7 @@ class Engine:
             return  # nothing a replay would not rebuild exactly
         dirty, self._dirty = self._dirty, {}
         cursor = self.cursor
+        self._last_commit = time.monotonic()
         delay = 0.1
         while True:
             try:
@@ -144,4 +156,3 @@ class Engine:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.saved_cursor = cursor
-        self._last_commit = time.monotonic()

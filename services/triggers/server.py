@@ -24,6 +24,7 @@ from services.triggers.store import OUTBOX, LogRow, Store
 from services.triggers.triggers import Triggers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+LOG_INTERVAL = 0.1
 SERVICE_NAME = triggers_pb2.DESCRIPTOR.services_by_name["TriggersService"].full_name
 
 
@@ -42,12 +43,15 @@ async def running_server(
         NetworkPolicy(s.callback_allow, s.callback_deny), s.delivery_timeout,
         s.delivery_per_host, s.delivery_concurrency,
     )  # fmt: skip
-    log: Batcher[LogRow] = Batcher("log", store.append_log)
-    delivered: Batcher[str] = Batcher("delivered", lambda ids: store.forget(OUTBOX, ids))
+    # Log entries and delivered marks are written at most every LOG_INTERVAL: fewer parts.
+    log: Batcher[LogRow] = Batcher("log", store.append_log, LOG_INTERVAL)
+    delivered: Batcher[str] = Batcher(
+        "delivered", lambda ids: store.forget(OUTBOX, ids), LOG_INTERVAL
+    )
     delivery = Delivery(client, storage, log, delivered,
                         RetryPolicy(s.retry_for, s.retry_initial, s.retry_max),
                         s.delivery_concurrency, s.delivery_per_host)  # fmt: skip
-    engine = Engine(store, registry, saved, delivery.submit)
+    engine = Engine(store, registry, saved, delivery.submit, s.commit_interval)
     feed = Feed(storage, registry, engine)
     triggers = Triggers(registry, engine, feed, storage, client, log, store)
     log.start()
