@@ -45,11 +45,11 @@ class TriggersSettings:
         _networks,
     )  # fmt: skip
     device_cache_ttl: float = setting(
-        1.0, "seconds a device's name, serial, location and units are reused in payloads",
+        5.0, "seconds a device's name, serial, location and units are reused in payloads",
         non_negative,
     )  # fmt: skip
     commit_interval: float = setting(
-        0.02, "least seconds between two saves of evaluator state (one INSERT each)",
+        0.05, "least seconds between two saves of evaluator state (one INSERT each)",
         non_negative,
     )  # fmt: skip
     reflection: bool = setting(False, "serve gRPC reflection")

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -61,12 +62,12 @@ class _Job:
 
 class Delivery:
     def __init__(self, client: CallbackClient, storage: StorageClient, log: Batcher[LogRow],
-                 delivered: Batcher[str], retry: RetryPolicy, concurrency: int,
-                 per_host: int) -> None:  # fmt: skip
+                 retry: RetryPolicy, concurrency: int, per_host: int) -> None:  # fmt: skip
         self.client = client
         self.storage = storage
         self.log = log
-        self.delivered = delivered
+        # Told of each event that needs no more attempts (the engine drops it from the outbox).
+        self.done: Callable[[str], None] = lambda event_id: None
         self.retry = retry
         self.concurrency = concurrency
         self.per_host = per_host
@@ -138,7 +139,7 @@ class Delivery:
 
     def _settle(self, job: _Job, outcome: Outcome) -> None:
         if outcome.success or not outcome.retry:
-            self.delivered.add(job.event.id)
+            self.done(job.event.id)
             return
         self.failures += 1
         delay = self.retry.delay(job.attempts)
@@ -147,7 +148,7 @@ class Delivery:
             logger.warning("giving up on notification %s to %s after %d attempts (%s)",
                            job.event.id, job.host, job.attempts,
                            outcome.error or outcome.status)  # fmt: skip
-            self.delivered.add(job.event.id)
+            self.done(job.event.id)
             return
         loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle | None = None

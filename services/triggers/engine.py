@@ -4,7 +4,8 @@ Values are applied in feed (version) order, which is the order storage acknowled
 each stream is evaluated in order. After a batch, the states it changed, the events it
 produced and the feed cursor go to ClickHouse in one INSERT; only then are the events handed
 to delivery. A crash therefore resumes from a cursor consistent with the saved states: values
-after it are evaluated again and produce the same events (at least once).
+after it are evaluated again and produce the same events (at least once). Delivered events
+leave the outbox in the same INSERTs, so a busy service makes one INSERT per interval.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Engine:
         self.saved_cursor = saved.cursor
         self.states = saved.states
         self._dirty: dict[str, State] = {}
+        self._delivered: list[str] = []  # events to drop from the outbox with the next commit
+        self._unsaved: list[Event] = []  # events produced, not yet in the outbox
         self._inbox: list[Sequence[pb.StoredValue]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -52,10 +55,13 @@ class Engine:
         self._task = asyncio.create_task(self._run(), name="trigger-engine")
 
     async def close(self) -> None:
+        """Stop evaluating and save what was evaluated (values not yet applied are replayed)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._last_commit = 0.0  # the cursor is due too
+        await self._commit()
 
     # state
     def state(self, trigger: Trigger) -> State:
@@ -78,6 +84,11 @@ class Engine:
     def drop(self, trigger_id: str) -> None:
         self.states.pop(trigger_id, None)
         self._dirty.pop(trigger_id, None)
+
+    def delivered(self, event_id: str) -> None:
+        """The event needs no more attempts: drop it from the outbox with the next commit."""
+        self._delivered.append(event_id)
+        self._wake.set()
 
     # feed
     def push(self, values: Sequence[pb.StoredValue]) -> None:
@@ -126,7 +137,7 @@ class Engine:
 
     async def _run(self) -> None:
         while True:
-            if not self._inbox and not self._dirty:
+            if not self._inbox and not self._dirty and not self._delivered and not self._unsaved:
                 self._idle.set()
                 await self._wake.wait()
             self._wake.clear()
@@ -134,25 +145,33 @@ class Engine:
             if pause > 0:
                 await asyncio.sleep(pause)
             batches, self._inbox = self._inbox, []
-            events = self.apply([v for batch in batches for v in batch])
-            await self._commit(events)
-            if events:
-                self.deliver(events)
+            self._unsaved += self.apply([v for batch in batches for v in batch])
+            await self._commit()
 
-    async def _commit(self, events: list[Event]) -> None:
+    async def _commit(self) -> None:
+        """Save what changed; pending work is only let go of once its INSERT returned, so a
+        commit cut short (shutdown) is redone whole by the final one."""
         cursor_due = time.monotonic() - self._last_commit >= CURSOR_EVERY
-        if not events and not self._dirty and not (cursor_due and self.cursor > self.saved_cursor):
+        idle = not self._unsaved and not self._dirty and not self._delivered
+        if idle and not (cursor_due and self.cursor > self.saved_cursor):
             return  # nothing a replay would not rebuild exactly
-        dirty, self._dirty = self._dirty, {}
+        dirty, events, delivered = dict(self._dirty), list(self._unsaved), list(self._delivered)
         cursor = self.cursor
         self._last_commit = time.monotonic()
         delay = 0.1
         while True:
             try:
-                await self.store.commit(dirty, events, cursor)
+                await self.store.commit(dirty, events, delivered, cursor)
                 break
             except Exception:
                 logger.exception("could not save trigger states; retrying in %.1f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        for trigger_id, state in dirty.items():
+            if self._dirty.get(trigger_id) is state:
+                del self._dirty[trigger_id]
+        del self._unsaved[: len(events)]
+        del self._delivered[: len(delivered)]
         self.saved_cursor = cursor
+        if events:
+            self.deliver(events)

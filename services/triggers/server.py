@@ -20,11 +20,11 @@ from services.triggers.feed import Feed
 from services.triggers.registry import Registry
 from services.triggers.servicer import TriggersServicer
 from services.triggers.storage_client import StorageClient
-from services.triggers.store import OUTBOX, LogRow, Store
+from services.triggers.store import LogRow, Store
 from services.triggers.triggers import Triggers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-LOG_INTERVAL = 0.1
+LOG_INTERVAL = 0.25
 SERVICE_NAME = triggers_pb2.DESCRIPTOR.services_by_name["TriggersService"].full_name
 
 
@@ -43,19 +43,16 @@ async def running_server(
         NetworkPolicy(s.callback_allow, s.callback_deny), s.delivery_timeout,
         s.delivery_per_host, s.delivery_concurrency,
     )  # fmt: skip
-    # Log entries and delivered marks are written at most every LOG_INTERVAL: fewer parts.
+    # Log entries are written at most every LOG_INTERVAL: fewer, larger parts.
     log: Batcher[LogRow] = Batcher("log", store.append_log, LOG_INTERVAL)
-    delivered: Batcher[str] = Batcher(
-        "delivered", lambda ids: store.forget(OUTBOX, ids), LOG_INTERVAL
-    )
-    delivery = Delivery(client, storage, log, delivered,
+    delivery = Delivery(client, storage, log,
                         RetryPolicy(s.retry_for, s.retry_initial, s.retry_max),
                         s.delivery_concurrency, s.delivery_per_host)  # fmt: skip
     engine = Engine(store, registry, saved, delivery.submit, s.commit_interval)
+    delivery.done = engine.delivered
     feed = Feed(storage, registry, engine)
     triggers = Triggers(registry, engine, feed, storage, client, log, store)
     log.start()
-    delivered.start()
     delivery.submit(saved.outbox)  # notifications a previous run did not finish
     engine.start()
     feed.start()
@@ -71,8 +68,7 @@ async def running_server(
     finally:
         await server.stop(s.shutdown_grace)
         await feed.close()
-        await engine.close()
         await delivery.close()
+        await engine.close()
         await client.close()
         await log.close()
-        await delivered.close()

@@ -110,9 +110,13 @@ class Store:
         return engine
 
     async def commit(
-        self, states: dict[str, State], events: Sequence[Event], cursor: int | None
+        self,
+        states: dict[str, State],
+        events: Sequence[Event],
+        delivered: Sequence[str],
+        cursor: int | None,
     ) -> None:
-        """States, new events and the cursor in one INSERT: a crash keeps all or none."""
+        """States, new and delivered events and the cursor in one INSERT: all or none."""
         rows: list[tuple] = [
             (STATE, trigger_id, orjson.dumps(state.to_json()).decode(), self.next_version(), 0)
             for trigger_id, state in states.items()
@@ -121,12 +125,9 @@ class Store:
             (OUTBOX, e.id, orjson.dumps(e.to_json()).decode(), self.next_version(), 0)
             for e in events
         ]
+        rows += [(OUTBOX, event_id, "", self.next_version(), 1) for event_id in delivered]
         if cursor is not None:
             rows.append((CURSOR, "values", str(cursor), self.next_version(), 0))
-        await self.db.insert("engine_state", rows, _ENGINE_COLUMNS)
-
-    async def forget(self, kind: str, keys: Iterable[str]) -> None:
-        rows = [(kind, key, "", self.next_version(), 1) for key in keys]
         await self.db.insert("engine_state", rows, _ENGINE_COLUMNS)
 
     # log
