@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.mqtt import V311, MqttStack, start_mqtt_stack
+from tests.support.mqtt import V31, V311, MqttStack, start_mqtt_stack
 
 ACCEPTED = {"status": "accepted"}
 
@@ -67,7 +67,7 @@ async def test_device_writes_and_reads_its_streams(mqtt: MqttStack) -> None:
 
 
 async def test_official_client_protocol_round_trip(mqtt: MqttStack) -> None:
-    # m2x-mqtt: MQTT 3.1.1, QoS 0, user name = key, no password, integer ids (PHP), retain set.
+    # m2x-mqtt: MQTT 3.1.1, QoS 0, user name = key, no password; PHP: integer ids, RETAIN set.
     _, device_id, key = await new_device(mqtt)
     async with mqtt.device(key, protocol=V311) as device:
         await device.publish(
@@ -79,6 +79,8 @@ async def test_official_client_protocol_round_trip(mqtt: MqttStack) -> None:
         assert answer["status"] == 200 and answer["body"]["id"] == device_id
         answer = await device.request("DELETE", f"/v2/devices/{device_id}/streams/none")
         assert answer["status"] == 404
+    async with mqtt.device(key, protocol=V31) as device:  # the C client speaks MQTT 3.1
+        assert (await device.request("GET", f"/v2/devices/{device_id}"))["status"] == 200
 
 
 async def test_error_answers_are_the_http_ones(mqtt: MqttStack) -> None:

@@ -20,6 +20,7 @@ from tests.support.stack import NO_LIMITS, Stack, start_stack
 
 V5 = aiomqtt.ProtocolVersion.V5
 V311 = aiomqtt.ProtocolVersion.V311
+V31 = aiomqtt.ProtocolVersion.V31
 ANSWER_TIMEOUT = 10.0
 
 
