@@ -142,6 +142,9 @@ async def test_m2x_up_serves_mqtt_and_survives_a_broker_crash(
     port = int(boot["mqtt_url"].rpartition(":")[2])
     conf = str(up.data_dir / "broker" / "mosquitto.conf")
     assert await answered_over_mqtt(port, boot["master_key"], "/v2/devices", within=5) == 200
+    # The adapter follows storage's command feed over real gRPC (commands arrive with the
+    # commands API; until then this registration is what can be seen of the path).
+    assert "command feed connected" in up.logs()
     (mosquitto,) = processes_mentioning(conf)
     wrapper = up.endpoints()["components"]["broker"]["pid"]
 
