@@ -1,11 +1,13 @@
 """The evaluation loop: stored values in, trigger states and notifications out, durably.
 
 Values are applied in feed (version) order, which is the order storage acknowledged them, so
-each stream is evaluated in order. After a batch, the states it changed, the events it
-produced and the feed cursor go to ClickHouse in one INSERT; only then are the events handed
-to delivery. A crash therefore resumes from a cursor consistent with the saved states: values
-after it are evaluated again and produce the same events (at least once). Delivered events
-leave the outbox in the same INSERTs, so a busy service makes one INSERT per interval.
+each stream is evaluated in order. Events go to delivery at once. At most every
+`commit_interval`, one INSERT saves the states that changed, the events not delivered yet
+(the outbox), marks for outbox events delivered since, and the feed cursor. A crash therefore
+resumes from a cursor consistent with the saved states, with every event of the values
+before it either delivered or in the outbox; values after it are evaluated again and produce
+the same events (at least once). Events delivered before the next commit never touch the
+database, which keeps notifications off the INSERT path and the INSERTs small.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class Engine:
         self.states = saved.states
         self._dirty: dict[str, State] = {}
         self._delivered: list[str] = []  # events to drop from the outbox with the next commit
-        self._unsaved: list[Event] = []  # events produced, not yet in the outbox
+        self._unsaved: dict[str, Event] = {}  # produced, neither delivered nor in the outbox
+        self._saving: set[str] = set()  # events of the INSERT under way
         self._inbox: list[Sequence[pb.StoredValue]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -50,6 +53,7 @@ class Engine:
         # interval, whatever the value rate (values meanwhile share the next one).
         self.commit_interval = commit_interval
         self._task: asyncio.Task[None] | None = None
+        self._committing: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="trigger-engine")
@@ -60,8 +64,11 @@ class Engine:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._last_commit = 0.0  # the cursor is due too
-        await self._commit()
+        if self._committing is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committing
+        if self._commit_due() is not None:
+            await self._commit(self._rows())
 
     # state
     def state(self, trigger: Trigger) -> State:
@@ -87,8 +94,9 @@ class Engine:
 
     def delivered(self, event_id: str) -> None:
         """The event needs no more attempts: drop it from the outbox with the next commit."""
-        self._delivered.append(event_id)
-        self._wake.set()
+        if self._unsaved.pop(event_id, None) is None or event_id in self._saving:
+            self._delivered.append(event_id)  # its outbox row is written (or being written)
+            self._wake.set()
 
     # feed
     def push(self, values: Sequence[pb.StoredValue]) -> None:
@@ -136,32 +144,57 @@ class Engine:
         )  # fmt: skip
 
     async def _run(self) -> None:
+        """Apply values as they come; commit at most every interval, alongside."""
         while True:
-            if not self._inbox and not self._dirty and not self._delivered and not self._unsaved:
-                self._idle.set()
-                await self._wake.wait()
             self._wake.clear()
-            pause = self._last_commit + self.commit_interval - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            batches, self._inbox = self._inbox, []
-            self._unsaved += self.apply([v for batch in batches for v in batch])
-            await self._commit()
+            if self._inbox:
+                batches, self._inbox = self._inbox, []
+                events = self.apply([v for batch in batches for v in batch])
+                self._unsaved.update((e.id, e) for e in events)
+                if events:
+                    self.deliver(events)
+            commit = self._committing
+            if commit is not None and commit.done():
+                commit.result()
+                commit = self._committing = None
+            due = self._commit_due()
+            if commit is None and due is not None and due <= 0:
+                self._committing = asyncio.create_task(self._commit(self._rows()))
+                self._committing.add_done_callback(lambda _: self._wake.set())
+                continue
+            if commit is None and due is None and not self._inbox:
+                self._idle.set()
+            wait = None if commit is not None or due is None else max(due, 0.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
 
-    async def _commit(self) -> None:
-        """Save what changed; pending work is only let go of once its INSERT returned, so a
-        commit cut short (shutdown) is redone whole by the final one."""
-        cursor_due = time.monotonic() - self._last_commit >= CURSOR_EVERY
-        idle = not self._unsaved and not self._dirty and not self._delivered
-        if idle and not (cursor_due and self.cursor > self.saved_cursor):
-            return  # nothing a replay would not rebuild exactly
-        dirty, events, delivered = dict(self._dirty), list(self._unsaved), list(self._delivered)
-        cursor = self.cursor
+    def _commit_due(self) -> float | None:
+        """Seconds until the next commit is due, or None when there is nothing to save."""
+        since = time.monotonic() - self._last_commit
+        if self._unsaved or self._dirty or self._delivered:
+            return self.commit_interval - since
+        if self.cursor > self.saved_cursor:
+            return CURSOR_EVERY - since  # only the cursor: a replay would rebuild the rest
+        return None
+
+    def _rows(self) -> tuple[list[tuple], dict[str, State], list[str], int, int]:
+        dirty, events = dict(self._dirty), list(self._unsaved.values())
+        delivered = list(self._delivered)
+        rows = self.store.engine_rows(dirty, events, delivered, self.cursor)
+        self._saving = set(self._unsaved)
         self._last_commit = time.monotonic()
+        return rows, dirty, [e.id for e in events], len(delivered), self.cursor
+
+    async def _commit(
+        self, saved: tuple[list[tuple], dict[str, State], list[str], int, int]
+    ) -> None:
+        """Write the rows; what they saved is only let go of once the INSERT returned, so a
+        commit cut short (shutdown) is redone whole by the final one."""
+        rows, dirty, event_ids, delivered, cursor = saved
         delay = 0.1
         while True:
             try:
-                await self.store.commit(dirty, events, delivered, cursor)
+                await self.store.write_engine(rows)
                 break
             except Exception:
                 logger.exception("could not save trigger states; retrying in %.1f s", delay)
@@ -170,8 +203,8 @@ class Engine:
         for trigger_id, state in dirty.items():
             if self._dirty.get(trigger_id) is state:
                 del self._dirty[trigger_id]
-        del self._unsaved[: len(events)]
-        del self._delivered[: len(delivered)]
-        self.saved_cursor = cursor
-        if events:
-            self.deliver(events)
+        for event_id in event_ids:
+            self._unsaved.pop(event_id, None)
+        self._saving = set()
+        del self._delivered[:delivered]
+        self.saved_cursor = max(self.saved_cursor, cursor)

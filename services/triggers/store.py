@@ -109,14 +109,15 @@ class Store:
         engine.outbox.sort(key=lambda e: e.created_ms)
         return engine
 
-    async def commit(
+    def engine_rows(
         self,
         states: dict[str, State],
         events: Sequence[Event],
         delivered: Sequence[str],
         cursor: int | None,
-    ) -> None:
-        """States, new and delivered events and the cursor in one INSERT: all or none."""
+    ) -> list[tuple]:
+        """Rows saving states, new and delivered events and the cursor; built at once, so
+        they show the evaluator as it is now, whatever it does while they are written."""
         rows: list[tuple] = [
             (STATE, trigger_id, orjson.dumps(state.to_json()).decode(), self.next_version(), 0)
             for trigger_id, state in states.items()
@@ -128,6 +129,10 @@ class Store:
         rows += [(OUTBOX, event_id, "", self.next_version(), 1) for event_id in delivered]
         if cursor is not None:
             rows.append((CURSOR, "values", str(cursor), self.next_version(), 0))
+        return rows
+
+    async def write_engine(self, rows: list[tuple]) -> None:
+        """One INSERT: a crash keeps all of these rows or none."""
         await self.db.insert("engine_state", rows, _ENGINE_COLUMNS)
 
     # log
