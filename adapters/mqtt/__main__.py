@@ -15,7 +15,7 @@ async def serve(settings: MqttSettings) -> None:
     stop = stop_event_on_signals()
     async with open_services(
         settings.keys_address, settings.storage_address, settings.rpc_timeout,
-        settings.principal_ttl,
+        settings.principal_ttl, triggers_address=settings.triggers_address,
     ) as services:  # fmt: skip
         limits = Limits(
             settings.rate_limit_ip, settings.rate_limit_key, settings.rate_limit_device_writes

@@ -32,6 +32,7 @@ class MqttSettings:
     )
     keys_address: str = setting("127.0.0.1:50051", "address host:port of the keys service")
     storage_address: str = setting("127.0.0.1:50052", "address host:port of the storage service")
+    triggers_address: str = setting("127.0.0.1:50053", "address host:port of the triggers service")
     public_url: str = setting(
         "http://127.0.0.1:8080", "public base URL of the HTTP API, for links and command URLs"
     )

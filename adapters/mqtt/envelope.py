@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
@@ -45,7 +45,7 @@ def key_of(topic: str) -> str | None:
     return None
 
 
-def _readable_id(value: Any) -> bool:
+def _readable_id(value: Any) -> TypeGuard[RequestId]:
     return isinstance(value, str) or (
         isinstance(value, int | float) and not isinstance(value, bool)
     )

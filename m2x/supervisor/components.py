@@ -94,6 +94,7 @@ COMPONENTS: tuple[Component, ...] = (
         needs=(
             Need("keys", "--keys-address"),
             Need("storage", "--storage-address"),
+            Need("triggers", "--triggers-address"),
             Need("broker", "--broker-url", scheme="mqtt"),
             Need("http", "--public-url", scheme="http"),
         ),

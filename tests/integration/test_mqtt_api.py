@@ -55,6 +55,7 @@ async def test_device_writes_and_reads_its_streams(mqtt: MqttStack) -> None:
         by_query = await device.request(
             "GET", f"{base}/streams/temp/values?limit=2&start=2024-01-01T00:00:00Z"
         )
+        triggers = await device.request("GET", f"{base}/triggers")  # the triggers service
     assert by_body["status"] == 200, by_body
     assert by_body["body"] == by_query["body"]
     # Newest first: the value written "now", then the update of 2024-01-02.
@@ -64,6 +65,9 @@ async def test_device_writes_and_reads_its_streams(mqtt: MqttStack) -> None:
         "GET", f"{base}/streams/temp/values?limit=2&start=2024-01-01T00:00:00Z", key=key
     )
     assert (status, http_body) == (200, by_query["body"])
+    status, http_body, _ = await mqtt.stack.request("GET", f"{base}/triggers", key=key)
+    assert (triggers["status"], triggers["body"]) == (status, http_body)
+    assert status == 200
 
 
 async def test_official_client_protocol_round_trip(mqtt: MqttStack) -> None:

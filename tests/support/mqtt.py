@@ -44,6 +44,7 @@ class MqttStack:
             "--data-dir", str(self.workdir), "--broker-url", f"mqtt://{self.broker.listen}",
             "--keys-address", self.stack.keys.listen,
             "--storage-address", self.stack.storage.listen,
+            *(("--triggers-address", self.stack.triggers.listen) if self.stack.triggers else ()),
             "--public-url", self.stack.url, *NO_LIMITS, *args,
         )  # fmt: skip
         self.adapters.append(adapter)
