@@ -64,8 +64,8 @@ async def wait_serving(
         if process.returncode is not None:
             raise BrokerFailed(f"mosquitto exited with code {process.returncode}")
         try:
-            code = await connack_code(backend.host, backend.port, credentials.user,
-                                      credentials.password)  # fmt: skip
+            code = await connack_code(loopback_of(backend.host), backend.port,
+                                      credentials.user, credentials.password)  # fmt: skip
             if code != 0:
                 raise BrokerFailed(f"mosquitto refused the generated credentials (code {code})")
             await connack_code(loopback_of(device.host), device.port)
@@ -93,7 +93,7 @@ async def run_broker(settings: BrokerSettings) -> None:
     stop = stop_event_on_signals()
     binary = find_mosquitto(settings.mosquitto)
     host, _, port = settings.listen.rpartition(":")
-    host = loopback_of(host.strip("[]"))
+    host = host.strip("[]") or "127.0.0.1"
     backend = Listener(host, int(port) or free_port(host))
     device = Listener(settings.mqtt_host, settings.mqtt_port or free_port(settings.mqtt_host))
     files = BrokerFiles.of(settings.data_dir)
