@@ -49,7 +49,7 @@ class TriggersSettings:
         non_negative,
     )  # fmt: skip
     commit_interval: float = setting(
-        0.05, "least seconds between two saves of evaluator state (one INSERT each)",
+        0.2, "least seconds between two saves of evaluator state (one INSERT each)",
         non_negative,
     )  # fmt: skip
     reflection: bool = setting(False, "serve gRPC reflection")

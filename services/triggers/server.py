@@ -24,7 +24,7 @@ from services.triggers.store import LogRow, Store
 from services.triggers.triggers import Triggers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-LOG_INTERVAL = 0.25
+LOG_INTERVAL = 0.5
 SERVICE_NAME = triggers_pb2.DESCRIPTOR.services_by_name["TriggersService"].full_name
 
 
