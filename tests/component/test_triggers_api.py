@@ -3,6 +3,7 @@ the log and its 100-entry cap, the test endpoint, and a callback that is down fo
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -252,3 +253,18 @@ async def test_callback_down_for_a_while(stack: Stack) -> None:
         (*_, last) = await hook.wait_for(4)
         assert last.body["values"]["n"]["value"] == 4
         assert 503 in await log()
+
+
+async def test_a_hanging_callback_delays_neither_ingest_nor_other_triggers(stack: Stack) -> None:
+    d = await new_device(stack, "n")
+    async with receiver() as stuck, receiver() as fine:
+        stuck.hold()
+        await d.trigger(stuck.url, name="stuck", conditions={"n": {"gt": 0}})
+        await d.trigger(fine.url, name="fine", conditions={"n": {"gt": 0}})
+        for second in range(5):
+            started = time.perf_counter()
+            await d.values("n", (second, second + 1))
+            assert time.perf_counter() - started < 2.0  # the 202 does not wait for callbacks
+        received = await fine.wait_for(5, within=5.0)
+        assert [r.body["values"]["n"]["value"] for r in received] == [1, 2, 3, 4, 5]
+        assert stuck.attempts >= 1 and not stuck.received

@@ -28,6 +28,7 @@ class Receiver:
     status: int = 200
     answer: str = "OK!"
     delay: float = 0.0
+    held: asyncio.Event | None = None  # while set to an unset event, requests hang
     received: list[Received] = field(default_factory=list)
     attempts: int = 0  # requests seen, whatever was answered
     port: int = 0
@@ -43,6 +44,8 @@ class Receiver:
         self.attempts += 1
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.held is not None:
+            await self.held.wait()
         if 200 <= self.status < 300:
             self.received.append(Received(request.path, dict(request.headers), body, time.time()))
         async with self._arrived:
@@ -57,6 +60,15 @@ class Receiver:
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
         self.port = self._runner.addresses[0][1]
+
+    def hold(self) -> None:
+        """Make every request hang, unanswered, until `release()`."""
+        self.held = asyncio.Event()
+
+    def release(self) -> None:
+        if self.held is not None:
+            self.held.set()
+            self.held = None
 
     async def down(self) -> None:
         """Stop listening (connections are refused) but keep the port for `up()` again."""
@@ -89,4 +101,5 @@ async def receiver(status: int = 200) -> AsyncIterator[Receiver]:
     try:
         yield hook
     finally:
+        hook.release()
         await hook.down()
