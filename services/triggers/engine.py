@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from m2x.storage.v1 import storage_pb2 as pb
 from services.triggers.evaluator import evaluate
-from services.triggers.model import Event, State, Trigger, Value, snapshot
+from services.triggers.model import Event, State, Trigger, Value
 from services.triggers.registry import Registry
 from services.triggers.store import Engine as Saved
 from services.triggers.store import Store
@@ -139,7 +139,7 @@ class Engine:
                   if s in trigger.streams}  # fmt: skip
         return Event(
             id=f"{trigger.id}:{v.version}:{kind}", kind=kind, trigger_id=trigger.id,
-            owner=trigger.owner, device_id=v.device_id, snapshot=snapshot(trigger.spec),
+            owner=trigger.owner, device_id=v.device_id, snapshot=trigger.snapshot,
             values=values, timestamp_ms=v.timestamp_ms, created_ms=now,
         )  # fmt: skip
 

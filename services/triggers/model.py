@@ -72,9 +72,11 @@ class Trigger:
     since_version: int
     revision: int  # changes whenever the evaluation state must start afresh
     conditions: tuple[Condition, ...] = ()
+    snapshot: dict[str, Any] = field(default_factory=dict)  # for its notifications
 
     def __post_init__(self) -> None:
         self.conditions = self.spec.parsed
+        self.snapshot = snapshot(self.spec)
 
     @property
     def enabled(self) -> bool:

@@ -61,11 +61,15 @@ class _TtlCache:
         self._entries: dict[Any, tuple[float, Any]] = {}
         self._flights: dict[Any, asyncio.Future[Any]] = {}
 
-    async def get(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
+    def fresh(self, key: Any) -> Any:
+        """The cached answer for `key` if still fresh, else None."""
         entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry[0] < self.ttl:
+            return entry[1]
+        return None
+
+    async def get(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
         now = time.monotonic()
-        if entry is not None and now - entry[0] < self.ttl:
-            return entry[1]  # type: ignore[no-any-return]
         flight = self._flights.get(key)
         if flight is None:
             flight = asyncio.ensure_future(load())
@@ -102,10 +106,16 @@ class StorageClient:
         }  # fmt: skip
 
     async def cached_streams(self, owner: Owner) -> dict[str, StreamInfo]:
-        return await self._streams.get(owner.key, lambda: self.streams(owner))
+        found = self._streams.fresh(owner.key)
+        return found if found is not None else await self._streams.get(
+            owner.key, lambda: self.streams(owner)
+        )  # fmt: skip
 
     async def device(self, owner: Owner) -> DeviceInfo:
         """Name, serial and current location, at most the cache's ttl old."""
+        found = self._devices.fresh(owner.key)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
 
         async def load() -> DeviceInfo:
             reply = await _call(self.stub.GetDevice, self._request(pb.GetDeviceRequest, owner))
