@@ -13,7 +13,9 @@ from tests.support.waiting import eventually
 
 async def test_export_job_runs_and_serves_the_csv(stack: Stack) -> None:
     _, master = await stack.new_account()
-    _, device, _ = await stack.request("POST", "/v2/devices", key=master, json={"name": "e", "visibility": "private"})
+    _, device, _ = await stack.request(
+        "POST", "/v2/devices", key=master, json={"name": "e", "visibility": "private"}
+    )
     base = f"/v2/devices/{device['id']}"
     for name, kind in (("t", "numeric"), ("s", "alphanumeric")):
         await stack.request("PUT", f"{base}/streams/{name}", key=master, json={"type": kind})
@@ -22,13 +24,17 @@ async def test_export_job_runs_and_serves_the_csv(stack: Stack) -> None:
         "s": [{"timestamp": "2024-01-01T00:00:01Z", "value": "on, off"}],
     }})  # fmt: skip
 
-    status, body, headers = await stack.request("GET", f"{base}/values/export.csv", key=device["key"])
+    status, body, headers = await stack.request(
+        "GET", f"{base}/values/export.csv", key=device["key"]
+    )
     assert (status, body) == (202, {"status": "accepted"})
     job_url = headers["Location"]
     assert job_url.startswith(stack.url + "/v2/jobs/") and len(job_url.rsplit("/", 1)[1]) == 38
 
     async def job() -> dict:
-        status, body, _ = await stack.request("GET", job_url.removeprefix(stack.url), key=device["key"])
+        status, body, _ = await stack.request(
+            "GET", job_url.removeprefix(stack.url), key=device["key"]
+        )
         assert status == 200
         return body
 
@@ -37,7 +43,10 @@ async def test_export_job_runs_and_serves_the_csv(stack: Stack) -> None:
     assert done["output"] == {"rows": 3} and done["finished"] and done["created"]
 
     # The result URL needs no key: its random token is the capability.
-    async with aiohttp.ClientSession() as anonymous, anonymous.get(done["result"]["url"]) as response:
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(done["result"]["url"]) as response,
+    ):
         assert response.status == 200
         assert response.content_type == "text/csv"
         rows = list(csv.reader(io.StringIO(await response.text())))
@@ -48,7 +57,11 @@ async def test_export_job_runs_and_serves_the_csv(stack: Stack) -> None:
         ["2024-01-01T00:00:00.000Z", "t", "1.5"],
     ]
     status, listing, _ = await stack.request("GET", "/v2/jobs", key=master)
-    assert status == 200 and [j["id"] for j in listing["jobs"]] == [done["id"]] and listing["total"] == 1
+    assert (
+        status == 200
+        and [j["id"] for j in listing["jobs"]] == [done["id"]]
+        and listing["total"] == 1
+    )
     # Other accounts see neither the job nor the device.
     _, other = await stack.new_account("other")
     assert (await stack.request("GET", job_url.removeprefix(stack.url), key=other))[0] == 404

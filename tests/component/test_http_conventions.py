@@ -111,7 +111,12 @@ async def test_jsonp_callback_and_pretty_printing(stack: Stack) -> None:
     assert headers["Content-Type"].startswith("application/javascript")
     text = body.decode()
     assert text.startswith("foo(") and text.endswith(");")
-    assert json.loads(text[len("foo(") : -len(");")]) == {"api": "OK", "keys": "OK", "storage": "OK", "triggers": "OK"}
+    assert json.loads(text[len("foo(") : -len(");")]) == {
+        "api": "OK",
+        "keys": "OK",
+        "storage": "OK",
+        "triggers": "OK",
+    }
 
     status, body, _ = await raw(
         stack, "GET", "/v2/keys?callback=window.m2x.got_keys", headers={"X-M2X-KEY": master}

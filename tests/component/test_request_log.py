@@ -9,7 +9,10 @@ from tests.support.waiting import eventually
 async def test_log_lists_requests_to_the_device_newest_first(stack: Stack) -> None:
     _, master = await stack.new_account()
     _, device, _ = await stack.request(
-        "POST", "/v2/devices", key=master, json={"name": "logged", "visibility": "private", "serial": "L1"}
+        "POST",
+        "/v2/devices",
+        key=master,
+        json={"name": "logged", "visibility": "private", "serial": "L1"},
     )
     base = f"/v2/devices/{device['id']}"
     await stack.request("PUT", base + "/streams/t", key=master, json={})
