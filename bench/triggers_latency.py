@@ -237,7 +237,7 @@ async def main() -> None:
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             bench_before = sum(os.times()[:2])
             acked, failed = await paced_values(stack.url, key, paths, args.rate, args.seconds)
-            await eventually(lambda: _arrived(acked, arrived), bool, timeout=30)
+            await eventually(lambda: _arrived(acked, arrived), bool, within=30)
             cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
             cpu["bench (client + receiver)"] = sum(os.times()[:2]) - bench_before
             active = await ingest_rates(stack, key, [plain, watched], work, args.clients,
