@@ -230,7 +230,8 @@ async def main() -> None:
                                       args.rounds)  # fmt: skip
 
             paths = await setup_triggers(stack, key, hook_url, watched)
-            await paced_values(stack.url, key, paths[:50], 200, 1.0)  # warm-up (caches)
+            warm, _ = await paced_values(stack.url, key, paths, 500, 2.0)  # every stream once
+            await eventually(lambda: _arrived(warm, arrived), bool, within=30)
             arrived.clear()
             assert stack.triggers is not None
             pids = {c.name: c.process.pid for c in (stack.http, stack.storage, stack.triggers)}

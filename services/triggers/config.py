@@ -45,7 +45,8 @@ class TriggersSettings:
         _networks,
     )  # fmt: skip
     device_cache_ttl: float = setting(
-        5.0, "seconds a device's name, serial, location and units are reused in payloads",
+        5.0, "seconds a device's name, serial, location and units are reused in payloads "
+        "(as long again while refreshed in the background)",
         non_negative,
     )  # fmt: skip
     commit_interval: float = setting(

@@ -54,33 +54,53 @@ async def _call(rpc: Any, request: Any) -> Any:
 
 
 class _TtlCache:
-    """Answers kept `ttl` seconds; concurrent misses of one key share a single call."""
+    """Answers reused for `ttl` seconds, then for as long again while a single background call
+    refreshes them (so notifications do not wait on it); older or missing ones are fetched,
+    concurrent misses of one key sharing one call."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._entries: dict[Any, tuple[float, Any]] = {}
         self._flights: dict[Any, asyncio.Future[Any]] = {}
 
-    def fresh(self, key: Any) -> Any:
-        """The cached answer for `key` if still fresh, else None."""
+    def fresh(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
+        """The cached answer for `key` if recent enough, else None (then call `get`)."""
         entry = self._entries.get(key)
-        if entry is not None and time.monotonic() - entry[0] < self.ttl:
+        if entry is None:
+            return None
+        age = time.monotonic() - entry[0]
+        if age < self.ttl:
+            return entry[1]
+        if age < 2 * self.ttl:
+            if key not in self._flights:
+                self._start(key, load).add_done_callback(_quiet)
             return entry[1]
         return None
 
+    def _start(self, key: Any, load: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
+        started = time.monotonic()
+        flight = asyncio.ensure_future(load())
+        self._flights[key] = flight
+
+        def landed(done: asyncio.Future[Any]) -> None:
+            self._flights.pop(key, None)
+            if self.ttl > 0 and not done.cancelled() and done.exception() is None:
+                if len(self._entries) > 100_000:
+                    self._entries.clear()
+                self._entries[key] = (started, done.result())
+
+        flight.add_done_callback(landed)
+        return flight
+
     async def get(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
-        now = time.monotonic()
-        flight = self._flights.get(key)
-        if flight is None:
-            flight = asyncio.ensure_future(load())
-            self._flights[key] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(key, None))
-        value = await asyncio.shield(flight)
-        if self.ttl > 0:
-            if len(self._entries) > 100_000:
-                self._entries.clear()
-            self._entries[key] = (now, value)
-        return value  # type: ignore[no-any-return]
+        flight = self._flights.get(key) or self._start(key, load)
+        return await asyncio.shield(flight)  # type: ignore[no-any-return]
+
+
+def _quiet(flight: asyncio.Future[Any]) -> None:
+    """A background refresh that failed leaves the old answer until it is too old."""
+    if not flight.cancelled():
+        flight.exception()
 
 
 class StorageClient:
@@ -106,16 +126,12 @@ class StorageClient:
         }  # fmt: skip
 
     async def cached_streams(self, owner: Owner) -> dict[str, StreamInfo]:
-        found = self._streams.fresh(owner.key)
-        return found if found is not None else await self._streams.get(
-            owner.key, lambda: self.streams(owner)
-        )  # fmt: skip
+        load = lambda: self.streams(owner)  # noqa: E731
+        found = self._streams.fresh(owner.key, load)
+        return found if found is not None else await self._streams.get(owner.key, load)
 
     async def device(self, owner: Owner) -> DeviceInfo:
-        """Name, serial and current location, at most the cache's ttl old."""
-        found = self._devices.fresh(owner.key)
-        if found is not None:
-            return found  # type: ignore[no-any-return]
+        """Name, serial and current location, at most about twice the cache's ttl old."""
 
         async def load() -> DeviceInfo:
             reply = await _call(self.stub.GetDevice, self._request(pb.GetDeviceRequest, owner))
@@ -123,7 +139,8 @@ class StorageClient:
             location = _location(d.location) if d.HasField("location") else None
             return DeviceInfo(d.id, d.name, d.serial or None, location)
 
-        return await self._devices.get(owner.key, load)
+        found = self._devices.fresh(owner.key, load)
+        return found if found is not None else await self._devices.get(owner.key, load)
 
     def watch(self, devices: list[tuple[str, str]], after_version: int) -> Any:
         """The WatchValues call (an async iterator of WatchValuesResponse)."""
