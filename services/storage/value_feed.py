@@ -78,9 +78,14 @@ class ValueFeed:
             last = max(last, upto)
             yield [], True
             while True:
-                rows = await watcher.queue.get()
-                if rows is None:
+                # Writes queued meanwhile go out in one message: a busy feed sends fewer,
+                # larger messages instead of one per write.
+                batches = [await watcher.queue.get()]
+                while not watcher.queue.empty() and batches[-1] is not None:
+                    batches.append(watcher.queue.get_nowait())
+                if batches[-1] is None:
                     raise WatcherLagged()
+                rows = [row for batch in batches if batch for row in batch]
                 watcher.backlog -= len(rows)
                 fresh = [row for row in rows if row[5] > last]
                 if fresh:
