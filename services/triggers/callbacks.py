@@ -125,6 +125,7 @@ class CallbackClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._connector_args: dict[str, Any] = {"limit": concurrency, "limit_per_host": per_host}
         self._session: aiohttp.ClientSession | None = None
+        self._verdicts: dict[str, bool] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -137,11 +138,17 @@ class CallbackClient:
         return self._session
 
     def _literal_denied(self, url: str) -> bool:
-        host = urlsplit(url).hostname or ""
-        try:
-            return not self.policy.allows(host)
-        except ValueError:  # a name, checked by the resolver
-            return False
+        """Whether the URL names a denied address literally (names are the resolver's)."""
+        denied = self._verdicts.get(url)
+        if denied is None:
+            try:
+                denied = not self.policy.allows(urlsplit(url).hostname or "")
+            except ValueError:  # a name, checked by the resolver
+                denied = False
+            if len(self._verdicts) > 10_000:
+                self._verdicts.clear()
+            self._verdicts[url] = denied
+        return denied
 
     async def post(self, url: str, body: bytes, keep_body: bool = False) -> Outcome:
         if self._literal_denied(url):
