@@ -180,3 +180,14 @@ async def open_database(dsn: str, service: str, migrations: Path, workers: int =
     db = Database(parsed, workers=workers)
     await apply_migrations(db, migrations)
     return db
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """A settings check: why `dsn` is not usable, or None (empty means the chDB default)."""
+    if not dsn:
+        return None
+    try:
+        parse_dsn(dsn, "check")
+    except ValueError as exc:
+        return str(exc)
+    return None

@@ -91,7 +91,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if token is not None:
                     otel_context.detach(token)
-                self.latency.record((time.perf_counter() - started) * 1000, {"rpc.method": method})
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                self.latency.record(elapsed_ms, {"rpc.method": method})
+                if logger.isEnabledFor(logging.DEBUG):  # one line per call only when asked for
+                    logger.debug("rpc %s took %.2f ms", method, elapsed_ms)
 
         return unary
 

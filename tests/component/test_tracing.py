@@ -38,3 +38,18 @@ async def test_trace_spans_http_and_keys_service(tmp_path: Path) -> None:
     assert "HTTP GET" in http_spans, http_lines[-20:]
     assert "/m2x.keys.v1.KeysService/GetKey" in keys_spans, keys_lines[-20:]
     assert keys_spans["/m2x.keys.v1.KeysService/GetKey"] == http_spans["HTTP GET"]
+
+
+METRICS = {"OTEL_METRICS_EXPORTER": "console", "OTEL_METRIC_EXPORT_INTERVAL": "200"}
+
+
+async def test_metrics_export_request_and_rpc_latency(tmp_path: Path) -> None:
+    async with start_stack(tmp_path, *NO_LIMITS, env=METRICS) as stack:
+        _, master = await stack.new_account()
+        for _ in range(3):
+            assert (await stack.request("GET", "/v2/keys/" + "0" * 32, key=master))[0] == 404
+        http_lines, keys_lines = stack.http.stdout_lines, stack.keys.stdout_lines
+    # Shutdown flushed the last readings.
+    assert '"http.server.duration"' in "".join(http_lines), http_lines[-20:]
+    keys_output = "".join(keys_lines)
+    assert '"rpc.server.duration"' in keys_output and "GetKey" in keys_output
