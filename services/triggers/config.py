@@ -24,7 +24,9 @@ def _networks(value: tuple[str, ...]) -> str | None:
 class TriggersSettings:
     data_dir: Path = setting(Path("var"), "directory for data (the chDB database lives under it)")
     listen: str = setting("127.0.0.1:0", "gRPC listen address host:port (port 0: any free port)")
-    database_dsn: str = setting("", "ClickHouse DSN; default chdb:///<data_dir>/triggers", dsn_problem)
+    database_dsn: str = setting(
+        "", "ClickHouse DSN; default chdb:///<data_dir>/triggers", dsn_problem
+    )
     storage_address: str = setting("127.0.0.1:50052", "address host:port of the storage service")
     database_workers: int = setting(2, "threads (and ClickHouse clients) for queries", positive)
     # Delivery of notifications.

@@ -28,6 +28,7 @@ from services.triggers.store import Store
 logger = logging.getLogger(__name__)
 
 CURSOR_EVERY = 1.0  # seconds between cursor-only commits (values that changed nothing)
+MAX_INBOX = 100_000  # values received, not yet evaluated, before the feed stops reading
 
 
 class Engine:
@@ -45,6 +46,11 @@ class Engine:
         self._unsaved: dict[str, Event] = {}  # produced, neither delivered nor in the outbox
         self._saving: set[str] = set()  # events of the INSERT under way
         self._inbox: list[Sequence[pb.StoredValue]] = []
+        self._queued = 0
+        # Set while the inbox has room: the feed waits on it, so a slow evaluator pushes back
+        # on the stream (and storage cuts it off and replays later) instead of growing memory.
+        self.room = asyncio.Event()
+        self.room.set()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -101,6 +107,9 @@ class Engine:
     # feed
     def push(self, values: Sequence[pb.StoredValue]) -> None:
         self._inbox.append(values)
+        self._queued += len(values)
+        if self._queued >= MAX_INBOX:
+            self.room.clear()
         self._idle.clear()
         self._wake.set()
 
@@ -148,7 +157,8 @@ class Engine:
         while True:
             self._wake.clear()
             if self._inbox:
-                batches, self._inbox = self._inbox, []
+                batches, self._inbox, self._queued = self._inbox, [], 0
+                self.room.set()
                 events = self.apply([v for batch in batches for v in batch])
                 self._unsaved.update((e.id, e) for e in events)
                 if events:

@@ -97,6 +97,7 @@ class Feed:
 
     async def _read(self, call: grpc.aio.UnaryStreamCall) -> None:
         async for message in call:
+            await self.engine.room.wait()
             if message.values:
                 self.received = message.values[-1].version
                 self.engine.push(message.values)
