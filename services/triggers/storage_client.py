@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -68,10 +69,10 @@ class _TtlCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        age = time.monotonic() - entry[0]
-        if age < self.ttl:
+        age = time.monotonic() - entry[0]  # < 0: still fresh; then stale for one ttl
+        if age < 0:
             return entry[1]
-        if age < 2 * self.ttl:
+        if age < self.ttl:
             if key not in self._flights:
                 self._start(key, load).add_done_callback(_quiet)
             return entry[1]
@@ -87,7 +88,10 @@ class _TtlCache:
             if self.ttl > 0 and not done.cancelled() and done.exception() is None:
                 if len(self._entries) > 100_000:
                     self._entries.clear()
-                self._entries[key] = (started, done.result())
+                # Stored as "fresh until": a jittered ttl, so that entries loaded together
+                # (at start, in a burst) are not all refreshed in the same instant.
+                until = started + self.ttl * random.uniform(0.5, 1.0)
+                self._entries[key] = (until, done.result())
 
         flight.add_done_callback(landed)
         return flight
