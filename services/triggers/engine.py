@@ -40,7 +40,8 @@ class Engine:
         self.deliver = deliver
         self.cursor = saved.cursor  # the last version evaluated
         self.saved_cursor = saved.cursor
-        self.states = saved.states
+        # States of triggers deleted since they were saved are left behind.
+        self.states = {k: v for k, v in saved.states.items() if registry.by_id(k) is not None}
         self._dirty: dict[str, State] = {}
         self._delivered: list[str] = []  # events to drop from the outbox with the next commit
         self._unsaved: dict[str, Event] = {}  # produced, neither delivered nor in the outbox
