@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.support import BARE_SERVER, cpu_seconds, ensure_package  # noqa: E402
 from m2x.keys.v1 import keys_pb2 as pb  # noqa: E402
 from m2x.keys.v1 import keys_pb2_grpc  # noqa: E402
 from m2x.runtime.grpc_client import open_channel  # noqa: E402
@@ -35,36 +34,6 @@ TRACING = {
     "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
     "OTEL_TRACES_SAMPLER_ARG": "0.1",
 }
-BARE_SERVER = """
-import asyncio, sys, uvloop
-from aiohttp import web
-async def ok(request):
-    return web.Response(status=204)
-async def main():
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print('{"event": "ready", "component": "bare", "listen": "127.0.0.1:%d"}'
-          % runner.addresses[0][1], flush=True)
-    await asyncio.Event().wait()
-uvloop.run(main())
-"""
-
-
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True)
-        if not shutil.which("wrk"):
-            subprocess.run(["apt-get", "update"], check=True, capture_output=True)
-            subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
-        return shutil.which("wrk") or sys.exit("wrk could not be installed")
-    sys.exit("wrk is missing: run `sudo apt-get install -y wrk`")
 
 
 def wrk(binary: str, url: str, seconds: int, connections: int, key: str = "") -> dict[str, float]:
@@ -83,17 +52,12 @@ def wrk(binary: str, url: str, seconds: int, connections: int, key: str = "") ->
             "non2xx": float(errors.group(1)) if errors else 0.0}  # fmt: skip
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
-    binary = ensure_wrk()
+    binary = ensure_package("wrk", "wrk")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         keys = await start_component("services.keys", "keys", work, "--data-dir", tmp)

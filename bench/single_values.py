@@ -27,31 +27,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.support import cpu_seconds, ensure_package, product, rss_mib
+from bench.support import BARE_SERVER, cpu_seconds, ensure_package, product, rss_mib
 
 TARGET_RPS = 5000
 TARGET_P99_MS = 50.0
 BASE_MS = 1_600_000_000_000  # 2020-09-13T12:26:40Z
 
 # bench.keys_get's bare server, answering 204 to every method after reading the body.
-BARE_SERVER = """
-import asyncio, uvloop
-from aiohttp import web
-async def ok(request):
-    await request.read()
-    return web.Response(status=204)
-async def main():
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print('{"event": "ready", "component": "bare", "listen": "127.0.0.1:%d"}'
-          % runner.addresses[0][1], flush=True)
-    await asyncio.Event().wait()
-uvloop.run(main())
-"""
 
 # Arguments after `--`: key, path prefix ending in "/streams/", base epoch ms, expected status,
 # stream names. Thread t of T sends timestamps base + n*T + t for n = 0, 1, 2, ...

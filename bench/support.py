@@ -21,6 +21,27 @@ if str(ROOT) not in sys.path:
 
 from tests.support.stack import Stack, start_stack  # noqa: E402
 
+# The baseline of the HTTP benchmarks: aiohttp (with uvloop, as the adapter runs) answering
+# 204 to anything after reading the body, as cheap as an HTTP answer gets here.
+BARE_SERVER = """
+import asyncio, uvloop
+from aiohttp import web
+async def ok(request):
+    await request.read()
+    return web.Response(status=204)
+async def main():
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print('{"event": "ready", "component": "bare", "listen": "127.0.0.1:%d"}'
+          % runner.addresses[0][1], flush=True)
+    await asyncio.Event().wait()
+uvloop.run(main())
+"""
+
 UNLIMITED = ("--rate-limit-ip", "0", "--rate-limit-key", "0", "--rate-limit-device-writes", "0")
 
 

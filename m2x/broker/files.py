@@ -8,13 +8,13 @@ The share group is therefore a generated secret too, kept beside the adapters' p
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+from m2x.runtime.private_files import write_private
 
 ADAPTER_USER = "m2x-adapter"
 # Mosquitto 2's own defaults for `$7$` (PBKDF2-SHA512) password file entries.
@@ -64,25 +64,6 @@ def password_line(user: str, password: str, salt: bytes | None = None) -> str:
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _ITERATIONS)
     encoded = base64.b64encode(salt).decode(), base64.b64encode(digest).decode()
     return f"{user}:$7${_ITERATIONS}${encoded[0]}${encoded[1]}\n"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Replace `path` atomically with a file only its owner can read."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file left over by a crash
-        with os.fdopen(fd, "w") as file:
-            fd = -1
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
 
 
 def read_credentials(files: BrokerFiles) -> Credentials | None:

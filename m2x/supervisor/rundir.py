@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from m2x.runtime.private_files import write_private
+
 
 class StackLocked(Exception):
     """Another `m2x up` holds the data directory."""
@@ -28,23 +30,8 @@ def endpoints_path(data_dir: Path) -> Path:
 
 
 def write_private_json(path: Path, document: dict[str, Any]) -> None:
-    """Replace `path` atomically with a file only its owner can read (it may hold secrets)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file left over by a crash
-        with os.fdopen(fd, "w") as file:
-            fd = -1
-            json.dump(document, file, indent=2)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
+    """Replace `path` atomically with a JSON file only its owner can read (it may hold secrets)."""
+    write_private(path, json.dumps(document, indent=2) + "\n")
 
 
 @contextlib.contextmanager

@@ -13,7 +13,9 @@ from m2x.runtime.settings import non_negative, one_of, positive, setting
 class StorageSettings:
     data_dir: Path = setting(Path("var"), "directory for data (the chDB database lives under it)")
     listen: str = setting("127.0.0.1:0", "gRPC listen address host:port (port 0: any free port)")
-    database_dsn: str = setting("", "ClickHouse DSN; default chdb:///<data_dir>/storage", dsn_problem)
+    database_dsn: str = setting(
+        "", "ClickHouse DSN; default chdb:///<data_dir>/storage", dsn_problem
+    )
     keys_address: str = setting("127.0.0.1:50051", "address host:port of the keys service")
     # 0 still batches: writes that arrive while an INSERT runs share the next one; a delay only
     # adds latency to writers that wait for their answer (measured: 3x fewer rows/s at 5 ms).

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.mqtt import MqttStack, start_mqtt_stack
+
 READY_TIMEOUT = 90.0
 
 
@@ -129,3 +131,10 @@ async def start_up(tmp_path: Path) -> AsyncIterator[StartUp]:
     finally:
         for up in started:
             await up.kill()
+
+
+@pytest.fixture
+async def mqtt(tmp_path: Path) -> AsyncIterator[MqttStack]:
+    """Keys, storage, triggers, HTTP, a generated Mosquitto and the MQTT adapter."""
+    async with start_mqtt_stack(tmp_path) as running:
+        yield running

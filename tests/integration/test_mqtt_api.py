@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.support.mqtt import V31, V311, MqttStack, start_mqtt_stack
+from tests.support.mqtt import V31, V311, MqttStack, new_device
 
 ACCEPTED = {"status": "accepted"}
-
-
-@pytest.fixture
-async def mqtt(tmp_path: Path) -> AsyncIterator[MqttStack]:
-    async with start_mqtt_stack(tmp_path) as running:
-        yield running
-
-
-async def new_device(mqtt: MqttStack) -> tuple[str, str, str]:
-    """(master key, device id, primary device key) of a fresh device of a fresh account."""
-    _, master = await mqtt.stack.new_account()
-    status, body, _ = await mqtt.stack.request(
-        "POST", "/v2/devices", key=master, json={"name": "d", "visibility": "private"}
-    )
-    assert status == 201, body
-    return master, body["id"], body["key"]
 
 
 async def test_device_writes_and_reads_its_streams(mqtt: MqttStack) -> None:

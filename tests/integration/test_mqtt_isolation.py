@@ -9,33 +9,15 @@ it. Where a check needs an absence with no such anchor, it waits a bounded time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import orjson
-import pytest
 
-from tests.support.mqtt import MqttStack, start_mqtt_stack
+from tests.support.mqtt import MqttStack, new_device
 
 QUIET = 0.5  # seconds within which a stray delivery would have arrived on loopback
 
 SNOOPING = ["#", "+/+/+", "m2x/#", "m2x/+/responses", "m2x/+/commands", "m2x/+/requests",
             "$share/snoop/m2x/#", "$SYS/#"]  # fmt: skip
-
-
-@pytest.fixture
-async def mqtt(tmp_path: Path) -> AsyncIterator[MqttStack]:
-    async with start_mqtt_stack(tmp_path) as running:
-        yield running
-
-
-async def new_device(mqtt: MqttStack) -> tuple[str, str, str]:
-    _, master = await mqtt.stack.new_account()
-    status, body, _ = await mqtt.stack.request(
-        "POST", "/v2/devices", key=master, json={"name": "d", "visibility": "private"}
-    )
-    assert status == 201, body
-    return master, body["id"], body["key"]
 
 
 async def test_a_key_receives_nothing_meant_for_another(mqtt: MqttStack) -> None:

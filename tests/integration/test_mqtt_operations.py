@@ -13,18 +13,9 @@ import aiomqtt
 import orjson
 
 from tests.integration.conftest import StartUp, processes_mentioning
-from tests.support.mqtt import Device, MqttStack, device_session, start_mqtt_stack
+from tests.support.mqtt import Device, device_session, new_device, start_mqtt_stack
 
 QUIET = 0.5  # seconds within which a duplicate answer would have arrived on loopback
-
-
-async def new_device(mqtt: MqttStack) -> tuple[str, str, str]:
-    _, master = await mqtt.stack.new_account()
-    status, body, _ = await mqtt.stack.request(
-        "POST", "/v2/devices", key=master, json={"name": "d", "visibility": "private"}
-    )
-    assert status == 201, body
-    return master, body["id"], body["key"]
 
 
 async def test_two_replicas_share_the_requests_and_answer_each_once(tmp_path: Path) -> None:

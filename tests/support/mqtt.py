@@ -165,3 +165,13 @@ async def device_session(
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await reader
+
+
+async def new_device(mqtt: MqttStack) -> tuple[str, str, str]:
+    """(master key, device id, primary device key) of a fresh device of a fresh account."""
+    _, master = await mqtt.stack.new_account()
+    status, body, _ = await mqtt.stack.request(
+        "POST", "/v2/devices", key=master, json={"name": "d", "visibility": "private"}
+    )
+    assert status == 201, body
+    return master, body["id"], body["key"]
