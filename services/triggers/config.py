@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
-from m2x.runtime.clickhouse import dsn_problem
-from m2x.runtime.settings import non_negative, one_of, positive, setting
+from m2x.runtime.service_settings import ServiceSettings
+from m2x.runtime.settings import non_negative, positive, setting
 from services.triggers.callbacks import DEFAULT_DENY
 
 
@@ -21,12 +21,9 @@ def _networks(value: tuple[str, ...]) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class TriggersSettings:
-    data_dir: Path = setting(Path("var"), "directory for data (the chDB database lives under it)")
-    listen: str = setting("127.0.0.1:0", "gRPC listen address host:port (port 0: any free port)")
-    database_dsn: str = setting(
-        "", "ClickHouse DSN; default chdb:///<data_dir>/triggers", dsn_problem
-    )
+class TriggersSettings(ServiceSettings):
+    SERVICE: ClassVar[str] = "triggers"
+
     storage_address: str = setting("127.0.0.1:50052", "address host:port of the storage service")
     database_workers: int = setting(2, "threads (and ClickHouse clients) for queries", positive)
     # Delivery of notifications.
@@ -56,12 +53,3 @@ class TriggersSettings:
         0.2, "least seconds between two saves of evaluator state (one INSERT each)",
         non_negative,
     )  # fmt: skip
-    reflection: bool = setting(False, "serve gRPC reflection")
-    log_level: str = setting("INFO", "log level", one_of("DEBUG", "INFO", "WARNING", "ERROR"))
-    shutdown_grace: float = setting(
-        5.0, "seconds calls in flight get to finish on shutdown", positive
-    )
-
-    @property
-    def dsn(self) -> str:
-        return self.database_dsn or f"chdb://{(self.data_dir / 'triggers').resolve()}"
