@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,8 @@ class Job:
 class Exports:
     db: Database
     folder: Path
+    # Makes a device's values written so far readable in ClickHouse (Series.visible).
+    visible: Callable[[str, str], Awaitable[None]]
     jobs: dict[str, Job] = field(default_factory=dict)
     _queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     _worker: asyncio.Task[None] | None = None
@@ -166,6 +168,7 @@ class Exports:
 
     async def _export(self, job: Job, path: Path) -> int:
         """Write `timestamp,stream,value` rows, newest first, computed by ClickHouse."""
+        await self.visible(job.account_id, job.device_id)
         where = (
             "account_id = {a:String} AND device_id = {d:String}"
             " AND ({all:UInt8} = 1 OR has({streams:Array(String)}, stream))"

@@ -1,440 +1,422 @@
-"""Stream values on ClickHouse: group-committed writes, deduplicated reads, sampling and stats."""
+"""Stream values: acknowledged after a write-ahead log append, stored by large INSERTs.
+
+A write takes versions, appends one WAL record and joins the in-memory buffer; its caller is
+answered then. A flusher task moves the buffer into ClickHouse with one INSERT per table when
+`flush_rows` are buffered, when the oldest buffered write is `flush_interval` old, or at once
+when a read needs rows still buffered (a read sees every write answered before it). Once the
+rows are inserted their WAL segments are retired. At start, what the WAL still holds is
+inserted before anything is served.
+
+ClickHouse keeps the rows of a stream ordered by timestamp; a second write at the same
+timestamp carries a larger version and replaces the first (ReplacingMergeTree), which reads
+must deduplicate with FINAL. Most streams only ever append, so Series remembers the streams
+where a timestamp may have been written twice (`rewritten`, persisted) and reads of the
+others skip FINAL.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from opentelemetry import metrics
+
 from m2x.runtime.clickhouse import Database
-from services.storage.group_commit import Counters, GroupCommit, InsertColumns
-
-NUMERIC, TEXT = "numeric", "alphanumeric"
-_TABLES = {NUMERIC: "numeric_values", TEXT: "text_values"}
-_COLUMNS = ["account_id", "device_id", "stream", "ts", "value", "version"]
-# Given to clickhouse-connect so that an INSERT does not first ask the server for them.
-_TYPES = {
-    kind: ["LowCardinality(String)", "String", "String", "DateTime64(3, 'UTC')", value, "UInt64"]
-    for kind, value in ((NUMERIC, "Float64"), (TEXT, "String"))
-}
-# Deletes as patch parts: a few ms each, where the default mutation rewrote every part.
-_DELETE_SETTINGS = "SETTINGS lightweight_delete_mode = 'lightweight_update_force'"
-_AGGREGATES = {
-    "min": "min(value)", "max": "max(value)", "count": "toFloat64(count())",
-    "avg": "avg(value)", "sum": "sum(value)", "stddev": "stddevPop(value)",
-}  # fmt: skip
-_NTH = (
-    "SELECT t, v FROM (SELECT t, v, row_number() OVER (ORDER BY t DESC) AS n FROM"
-    " (SELECT toUnixTimestamp64Milli(ts) AS t, value AS v FROM numeric_values FINAL"
-    " WHERE {where} ORDER BY ts DESC LIMIT {{scan:UInt64}}))"
-    " WHERE n % {{interval:UInt64}} = 0 ORDER BY t DESC LIMIT {{limit:UInt64}}"
+from m2x.runtime.errors import Unavailable
+from services.storage.value_queries import (
+    _COLUMNS,
+    _TABLES,
+    _TYPES,
+    NUMERIC,
+    TEXT,
+    Parts,
+    Point,
+    Points,
+    Rows,
+    Samples,
+    StoredRow,
+    Value,
+    ValueQueries,
 )
-_BUCKETS = (
-    "SELECT toUnixTimestamp64Milli(ts) - positiveModulo(toUnixTimestamp64Milli(ts),"
-    " {{interval:Int64}} * 1000) AS bucket, {f} FROM numeric_values FINAL WHERE {where}"
-    " GROUP BY bucket ORDER BY bucket DESC LIMIT {{limit:UInt64}}"
-)
-_SORTS = {"timestamp": "ts", "value": "value"}
-_DIRS = {"asc": "ASC", "desc": "DESC"}
-_NUMERIC_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "=", "match": "="}
-_TEXT_OPS = {"eq": "=", "match": "="}
+from services.storage.wal import WriteAheadLog
 
-Value = float | str
-Point = tuple[int, Value]
-Points = list[Point]
-Parts = Sequence[tuple[str, Sequence[int], Sequence[Any]]]
-Samples = list[tuple[int, float]]
-StoredRow = tuple[str, str, str, int, Value, int]  # account, device, stream, ts, value, version
-Rows = list[tuple[int, dict[str, Value]]]  # `list` is also a method name of Series
+logger = logging.getLogger(__name__)
 
+__all__ = ["NUMERIC", "TEXT", "Point", "Series", "StoredRow", "Value"]
 
-def _table(kind: str) -> str:
-    try:
-        return _TABLES[kind]
-    except KeyError:
-        raise ValueError(f"kind must be numeric or alphanumeric, not {kind!r}") from None
-
-
-def _where(
-    account_id: str,
-    device_id: str,
-    stream: str | None = None,
-    start_ms: int = 0,
-    end_ms: int = 0,
-    lo: float | None = None,
-    hi: float | None = None,
-) -> tuple[str, dict[str, Any]]:
-    """A WHERE clause over one device's rows; user values travel as server-side parameters."""
-    clauses = ["account_id = {account:String}", "device_id = {device:String}"]
-    params: dict[str, Any] = {"account": account_id, "device": device_id}
-    optional = (
-        ("stream = {stream:String}", "stream", stream),
-        ("ts >= fromUnixTimestamp64Milli({start:Int64}, 'UTC')", "start", start_ms or None),
-        ("ts <= fromUnixTimestamp64Milli({end:Int64}, 'UTC')", "end", end_ms or None),
-        ("value >= {lo:Float64}", "lo", lo),
-        ("value <= {hi:Float64}", "hi", hi),
-    )
-    for clause, name, value in optional:
-        if value is not None:
-            clauses.append(clause)
-            params[name] = value
-    return " AND ".join(clauses), params
+StreamKey = tuple[str, str, str]  # account, device, stream
+Columns = list[list[Any]]  # account, device, stream, ts, value, version
 
 
 @dataclass(slots=True)
-class _Pending:
-    batches: list[list[list[Any]]]
-    done: bool = False
-    stored: bool = False
+class Counters:
+    """What the flusher did so far, for metrics and tests."""
+
+    flushes: int = 0
+    failed_flushes: int = 0
+    rows: int = 0
+    inserts: int = 0
+
+
+@dataclass(slots=True)
+class _Buffer:
+    """Written rows waiting for their INSERT, per table, in version order."""
+
+    batches: dict[str, list[Columns]] = field(default_factory=lambda: {NUMERIC: [], TEXT: []})
+    rows: int = 0
+
+
+def _columns(account_id: str, device_id: str, parts: Parts, first_version: int) -> Columns:
+    """Rows of (stream, timestamps, values) parts as columns, versions counting up in order."""
+    streams: list[str] = []
+    stamps: list[int] = []
+    values: list[Any] = []
+    for stream, ts, vals in parts:
+        if len(ts) != len(vals):
+            raise ValueError(f"stream {stream!r}: {len(ts)} timestamps, {len(vals)} values")
+        streams += [stream] * len(ts)
+        stamps += ts
+        values += vals
+    count = len(stamps)
+    versions = list(range(first_version, first_version + count))
+    return [[account_id] * count, [device_id] * count, streams, stamps, values, versions]
 
 
 class Series:
-    """Values of every stream of every account, in `numeric_values` and `text_values`.
+    """Values of every stream of every account, in `numeric_values` and `text_values`."""
 
-    Every call is scoped by account and device. A write returns once its rows are inserted;
-    a later write at the same (account, device, stream, ts) carries a larger version and
-    replaces the earlier one, which every read hides with FINAL.
-    """
-
-    def __init__(self, db: Database, flush_delay: float = 0.005, flush_rows: int = 50_000) -> None:
+    def __init__(
+        self,
+        db: Database,
+        wal_dir: Path,
+        *,
+        flush_interval: float = 1.0,
+        flush_rows: int = 200_000,
+        max_buffered_rows: int = 2_000_000,
+        fsync: bool = False,
+    ) -> None:
         self.db = db
+        self.queries = ValueQueries(db)
+        self.wal = WriteAheadLog(wal_dir, fsync=fsync)
+        self.flush_interval = flush_interval
+        self.flush_rows = flush_rows
+        self.max_buffered_rows = max_buffered_rows
+        self.counters = Counters()
+        # Called with the columns of every write once it is durable, in version order.
+        self.listeners: list[Callable[[Columns], None]] = []
+        self.released_version = 0  # every write up to here is durable and was handed out
+        self.latest: dict[tuple[str, str], Point] = {}  # (device, stream) -> newest point
+        self.rewritten: set[StreamKey] = set()  # streams where a timestamp may repeat
         self._last_version = 0
-        # Called with the columns of every write once it is stored, in version order.
-        self.listeners: list[Callable[[list[list[Any]]], None]] = []
-        self._pending: deque[_Pending] = deque()
-        self.released_version = 0  # every write up to here is stored and was handed out
-        self._commits = {
-            kind: GroupCommit(self._inserter(kind), width=len(_COLUMNS), name=table,
-                              delay=flush_delay, max_rows=flush_rows)
-            for kind, table in _TABLES.items()
-        }  # fmt: skip
+        self._buffer = _Buffer()
+        self._oldest = 0.0  # loop time of the oldest buffered write
+        self._buffered_devices: dict[tuple[str, str], int] = {}  # -> newest buffered version
+        self._flushed_version = 0  # every write up to here is in ClickHouse
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()  # something is buffered, or closing
+        self._hurry = asyncio.Event()  # flush without waiting out the interval
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        meter = metrics.get_meter("m2x.storage")
+        self._rows_histogram = meter.create_histogram(
+            "m2x.storage.insert.rows", unit="{row}", description="Rows per INSERT of values"
+        )
 
+    # life cycle
     async def start(self) -> None:
-        # Everything stored before this start counts as handed out; new versions go above it
-        # even if the clock went back.
+        """Load what reads and writes need, insert what the WAL still holds, start flushing."""
         (newest,) = (await self.db.query(
             "SELECT greatest((SELECT max(version) FROM numeric_values), (SELECT max(version) FROM text_values))"
         ))[0]  # fmt: skip
-        self.released_version = int(newest or 0)
-        self._last_version = max(self._last_version, self.released_version)
-        for commit in self._commits.values():
-            await commit.start()
+        for (_account, device_id, stream), point in (await self.queries.latest_all()).items():
+            self.latest[(device_id, stream)] = point
+        self.rewritten = await self.queries.rewritten_streams()
+        await self._replay()
+        # Everything stored before this start counts as handed out; new versions go above it
+        # even if the clock went back.
+        self._last_version = max(self._last_version, int(newest or 0))
+        self.released_version = self._flushed_version = self._last_version
+        self._task = asyncio.create_task(self._run(), name="series-flusher")
 
     async def close(self) -> None:
-        """Flush pending writes; the database stays open (its owner closes it)."""
-        for commit in self._commits.values():
-            await commit.close()
+        """Insert what is buffered; the database stays open (its owner closes it)."""
+        self._closing = True
+        self._wake.set()
+        self._hurry.set()
+        if self._task is not None:
+            await self._task
+        self.wal.close()
 
-    def counters(self) -> dict[str, Counters]:
-        """Group-commit counters per table, for metrics and tests."""
-        return {_TABLES[kind]: commit.counters for kind, commit in self._commits.items()}
+    async def _replay(self) -> None:
+        """Insert the rows of WAL segments left by the last run that ClickHouse lacks.
+
+        The flusher inserts each table's rows in version order, so the rows a table holds
+        are the ones up to its largest version (a delete inserts everything buffered first).
+        """
+        left = self.wal.open()
+        if not left:
+            return
+        stored = {
+            kind: int((await self.db.query(f"SELECT max(version) FROM {table}"))[0][0] or 0)
+            for kind, table in _TABLES.items()
+        }
+        replayed = 0
+        for number in left:
+            for account_id, device_id, numeric_first, numeric, text_first, text in self.wal.read(
+                number
+            ):
+                for kind, first, parts in ((NUMERIC, numeric_first, numeric), (TEXT, text_first, text)):  # fmt: skip
+                    if not parts:
+                        continue
+                    self._note_rewrites(account_id, device_id, parts)
+                    columns = _columns(account_id, device_id, parts, first)
+                    self._last_version = max(self._last_version, columns[5][-1])
+                    self._observe(device_id, parts)
+                    if columns[5][-1] > stored[kind]:
+                        keep = [i for i, v in enumerate(columns[5]) if v > stored[kind]]
+                        columns = [[column[i] for i in keep] for column in columns]
+                        self._buffer.batches[kind].append(columns)
+                        self._buffer.rows += len(keep)
+                        replayed += len(keep)
+        await self._persist_rewritten(self.rewritten - await self.queries.rewritten_streams())
+        await self._flush()
+        logger.info("replayed %d values from %d WAL segments", replayed, len(left))
 
     # writes
-    def _inserter(self, kind: str) -> InsertColumns:
-        table, names, types = _TABLES[kind], list(_COLUMNS), _TYPES[kind]
-
-        async def insert(columns: list[list[Any]]) -> None:
-            await self.db.insert_columns(table, columns, names, types)
-
-        return insert
-
-    def _versions(self, count: int) -> range:
-        # Nanosecond clock forced monotonic: a later write orders after an earlier one even
-        # within one clock tick, and rows later in one write after those before them.
+    def _versions(self, count: int) -> int:
+        """First of `count` new versions: a nanosecond clock reading forced monotonic, so a
+        later write orders after an earlier one even within one clock tick."""
         first = max(time.time_ns(), self._last_version + 1)
         self._last_version = first + count - 1
-        return range(first, first + count)
-
-    def _columns(self, account_id: str, device_id: str, parts: Parts) -> list[list[Any]]:
-        streams: list[str] = []
-        stamps: list[int] = []
-        values: list[Any] = []
-        for stream, ts, vals in parts:
-            if len(ts) != len(vals):
-                raise ValueError(f"stream {stream!r}: {len(ts)} timestamps, {len(vals)} values")
-            streams += [stream] * len(ts)
-            stamps += ts
-            values += vals
-        count = len(stamps)
-        versions = list(self._versions(count))
-        return [[account_id] * count, [device_id] * count, streams, stamps, values, versions]
+        return first
 
     async def write(
-        self,
-        account_id: str,
-        device_id: str,
-        numeric: Parts = (),
-        text: Parts = (),
+        self, account_id: str, device_id: str, numeric: Parts = (), text: Parts = ()
     ) -> int:
-        """Store (stream, timestamps_ms, values) parts; returns the rows stored once inserted.
+        """Store (stream, timestamps_ms, values) parts; returns the rows stored once durable."""
+        if self._buffer.rows >= self.max_buffered_rows:
+            raise Unavailable("storage is behind on writing values to its database")
+        fresh = self._rewrites(account_id, device_id, [*numeric, *text])
+        if fresh:
+            await self._persist_rewritten(fresh)
+            self.rewritten |= fresh
+        # From here to the end nothing awaits before the WAL append: versions, the WAL, the
+        # buffer and the listeners all see writes in one order.
+        batches: list[tuple[str, Columns]] = []
+        record: list[Any] = [account_id, device_id]
+        for kind, parts in ((NUMERIC, numeric), (TEXT, text)):
+            count = sum(len(ts) for _, ts, _ in parts)
+            first = self._versions(count) if count else 0
+            record += [first, [list(p) for p in parts] if count else []]
+            if count:
+                batches.append((kind, _columns(account_id, device_id, parts, first)))
+        if not batches:
+            return 0
+        self.wal.append(record)
+        loop = asyncio.get_running_loop()
+        if not self._buffer.rows:
+            self._oldest = loop.time()
+        stored = 0
+        for kind, columns in batches:
+            self._buffer.batches[kind].append(columns)
+            stored += len(columns[0])
+        self._buffer.rows += stored
+        self._buffered_devices[(account_id, device_id)] = self._last_version
+        self._wake.set()
+        if self._buffer.rows >= self.flush_rows:
+            self._hurry.set()
+        self._observe(device_id, [*numeric, *text])
+        self.released_version = self._last_version
+        for listener in self.listeners:
+            for _, columns in batches:
+                listener(columns)
+        await self.wal.synced()
+        return stored
 
-        Numeric and text rows go to two tables with an INSERT each, so a crash between the
-        two can keep one kind and lose the other (the caller was not answered yet).
-        """
-        batches = [
-            (kind, self._columns(account_id, device_id, parts))
-            for kind, parts in ((NUMERIC, numeric), (TEXT, text))
-        ]
-        batches = [(kind, columns) for kind, columns in batches if columns[0]]
-        # Versions were just taken, in this order, without an await: the sequence of pending
-        # writes is in version order.
-        pending = _Pending([columns for _, columns in batches])
-        self._pending.append(pending)
-        try:
-            await asyncio.gather(*(self._commits[kind].write(columns) for kind, columns in batches))
-            pending.stored = True
-        finally:
-            pending.done = True
-            self._release()
-        return sum(len(columns[0]) for _, columns in batches)
+    def _observe(self, device_id: str, parts: Iterable[tuple[str, Sequence[int], Sequence[Any]]]) -> None:  # fmt: skip
+        for stream, stamps, values in parts:
+            newest = max(range(len(stamps)), key=stamps.__getitem__)
+            current = self.latest.get((device_id, stream))
+            if current is None or stamps[newest] >= current[0]:
+                self.latest[(device_id, stream)] = (stamps[newest], values[newest])
 
-    def _release(self) -> None:
-        """Hand finished writes to listeners strictly in version order.
-
-        A write that finishes early waits for the writes with smaller versions, so a listener
-        that has seen version v has seen every stored write below v.
-        """
-        while self._pending and self._pending[0].done:
-            pending = self._pending.popleft()
-            if pending.batches:
-                self.released_version = max(self.released_version, pending.batches[-1][5][-1])
-            if not pending.stored:
+    def _rewrites(self, account_id: str, device_id: str, parts: Iterable[tuple[str, Sequence[int], Sequence[Any]]]) -> set[StreamKey]:  # fmt: skip
+        """Streams that become `rewritten` with these parts: a timestamp that may repeat."""
+        found = set()
+        for stream, stamps, _ in parts:
+            key = (account_id, device_id, stream)
+            if key in self.rewritten or not stamps:
                 continue
-            for listener in self.listeners:
-                for columns in pending.batches:
-                    listener(columns)  # account, device, stream, ts, value, version columns
+            current = self.latest.get((device_id, stream))
+            if (current is not None and min(stamps) <= current[0]) or len(set(stamps)) < len(
+                stamps
+            ):
+                found.add(key)
+        return found
 
-    async def since(
-        self, devices: list[tuple[str, str]], after_version: int, upto_version: int, limit: int
-    ) -> list[StoredRow]:
-        """Rows of the (account, device) pairs with after < version <= upto, oldest write first.
+    def _note_rewrites(self, account_id: str, device_id: str, parts: Parts) -> None:
+        self.rewritten |= self._rewrites(account_id, device_id, parts)
 
-        Not FINAL: a consumer of writes wants every write, also one a later write replaced
-        (until a merge removes it).
-        """
-        if not devices:
-            return []
-        selects = [
-            f"SELECT account_id, device_id, stream, toUnixTimestamp64Milli(ts) AS t, {num} AS num, "
-            f"{txt} AS txt, {is_num} AS is_num, version FROM {table} "
-            "WHERE (account_id, device_id) IN {devices:Array(Tuple(String, String))} "
-            "AND version > {after:UInt64} AND version <= {upto:UInt64}"
-            for table, num, txt, is_num in (
-                ("numeric_values", "value", "''", 1),
-                ("text_values", "toFloat64(0)", "value", 0),
+    async def _persist_rewritten(self, keys: set[StreamKey]) -> None:
+        if keys:
+            await self.db.insert(
+                "rewritten_streams", sorted(keys), ["account_id", "device_id", "stream"]
             )
-        ]
-        rows = await self.db.query(
-            f"SELECT * FROM ({' UNION ALL '.join(selects)}) ORDER BY version LIMIT {{limit:UInt32}}",
-            {"devices": devices, "after": after_version, "upto": upto_version, "limit": limit},
-        )
-        return [
-            (account, device, stream, ts, num if is_num else txt, version)
-            for account, device, stream, ts, num, txt, is_num, version in rows
-        ]
 
-    # deletes
-    async def _delete(self, table: str, where: str, params: dict[str, Any]) -> None:
-        await self.db.command(f"DELETE FROM {table} WHERE {where} {_DELETE_SETTINGS}", params)
+    # flushing
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            if not self._buffer.rows:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            remaining = self._oldest + self.flush_interval - asyncio.get_running_loop().time()
+            if remaining > 0 and not self._hurry.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), remaining)
+            try:
+                await self._flush()
+                backoff = 0.1
+            except Exception as exc:
+                logger.warning("INSERT of buffered values failed, retrying: %r", exc)
+                if self._closing:
+                    return  # the rows stay in the WAL for the next start
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
+    async def _flush(self) -> None:
+        """Insert everything buffered, then retire the WAL segments that held it."""
+        if not self._closing:
+            self._hurry.clear()
+        upto = self._last_version
+        self.wal.seal()
+        taken, self._buffer = self._buffer, _Buffer()
+        self.counters.flushes += 1
+        try:
+            for kind, batches in taken.batches.items():
+                if batches:
+                    await self._insert(kind, batches)
+                    taken.rows -= sum(len(b[0]) for b in batches)
+                    taken.batches[kind] = []
+        except Exception as exc:
+            # Put back what was not inserted, before what was written meanwhile.
+            self.counters.failed_flushes += 1
+            for kind, batches in taken.batches.items():
+                self._buffer.batches[kind][:0] = batches
+            self._buffer.rows += taken.rows
+            self._oldest = 0.0
+            self._fail_waiters(exc)
+            raise
+        self.wal.retire()
+        self._flushed_version = upto
+        self._buffered_devices = {k: v for k, v in self._buffered_devices.items() if v > upto}
+        waiting, self._waiters = self._waiters, []
+        for version, waiter in waiting:
+            if version <= upto:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                self._waiters.append((version, waiter))
+
+    async def _insert(self, kind: str, batches: list[Columns]) -> None:
+        columns = [
+            list(itertools.chain.from_iterable(batch[i] for batch in batches))
+            for i in range(len(_COLUMNS))
+        ]
+        await self.db.insert_columns(_TABLES[kind], columns, _COLUMNS, _TYPES[kind])
+        self.counters.inserts += 1
+        self.counters.rows += len(columns[0])
+        self._rows_histogram.record(len(columns[0]), {"table": _TABLES[kind]})
+
+    def _fail_waiters(self, exc: Exception) -> None:
+        waiting, self._waiters = self._waiters, []
+        for _, waiter in waiting:
+            if not waiter.done():
+                waiter.set_exception(Unavailable(f"values could not be stored yet: {exc!r}"))
+
+    async def _flushed(self, version: int) -> None:
+        """Return once every write up to `version` is in ClickHouse."""
+        if version <= self._flushed_version:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((version, waiter))
+        self._hurry.set()
+        await waiter
+
+    async def visible(self, account_id: str, device_id: str) -> None:
+        """Make the device's buffered writes readable in ClickHouse."""
+        version = self._buffered_devices.get((account_id, device_id))
+        if version is not None:
+            await self._flushed(version)
+
+    async def flush(self) -> None:
+        """Return once everything written so far is in ClickHouse."""
+        await self._flushed(self._last_version)
+
+    # deletes: what is buffered goes in first, so the delete also removes it (and a WAL
+    # replay never brings deleted rows back)
     async def delete_range(
         self, account_id: str, device_id: str, stream: str, kind: str, from_ms: int, end_ms: int
     ) -> None:
         """Delete the stream's values with from_ms <= timestamp <= end_ms."""
-        where, params = _where(account_id, device_id, stream)
-        where += (
-            " AND ts >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')"
-            " AND ts <= fromUnixTimestamp64Milli({to:Int64}, 'UTC')"
-        )
-        await self._delete(_table(kind), where, {**params, "from": from_ms, "to": end_ms})
+        await self.flush()
+        await self.queries.delete_range(account_id, device_id, stream, kind, from_ms, end_ms)
 
     async def delete_stream(self, account_id: str, device_id: str, stream: str) -> None:
         """Delete every value of the stream, of either kind."""
-        where, params = _where(account_id, device_id, stream)
-        await asyncio.gather(*(self._delete(t, where, params) for t in _TABLES.values()))
+        await self.flush()
+        await self.queries.delete_stream(account_id, device_id, stream)
+        self.latest.pop((device_id, stream), None)
+        self.rewritten.discard((account_id, device_id, stream))
 
     async def delete_device(self, account_id: str, device_id: str) -> None:
-        where, params = _where(account_id, device_id)
-        await asyncio.gather(*(self._delete(t, where, params) for t in _TABLES.values()))
+        await self.flush()
+        await self.queries.delete_device(account_id, device_id)
+        for key in [k for k in self.latest if k[0] == device_id]:
+            del self.latest[key]
+        self.rewritten = {k for k in self.rewritten if k[:2] != (account_id, device_id)}
 
-    # reads of one stream
-    async def latest_all(self) -> dict[tuple[str, str, str], Point]:
-        """(account, device, stream) -> latest (timestamp_ms, value) of every stream."""
-        latest: dict[tuple[str, str, str], Point] = {}
-        for table in _TABLES.values():
-            rows = await self.db.query(
-                "SELECT account_id, device_id, stream, toUnixTimestamp64Milli(max(ts)),"
-                f" argMax(value, ts) FROM {table} FINAL GROUP BY account_id, device_id, stream"
-            )
-            for account_id, device_id, stream, ts, value in rows:
-                key = (account_id, device_id, stream)
-                if key not in latest or ts > latest[key][0]:  # a stream that changed kind
-                    latest[key] = (ts, value)
-        return latest
+    # reads
+    def _final(self, account_id: str, device_id: str, stream: str) -> bool:
+        return (account_id, device_id, stream) in self.rewritten
 
-    async def latest(self, account_id: str, device_id: str, stream: str, kind: str) -> Point | None:
-        rows = await self.list(account_id, device_id, stream, kind, limit=1)
-        return rows[0] if rows else None
+    async def since(
+        self, devices: list[tuple[str, str]], after_version: int, upto_version: int, limit: int
+    ) -> list[StoredRow]:
+        """Rows of the (account, device) pairs with after < version <= upto, oldest first."""
+        await self._flushed(upto_version)
+        return await self.queries.since(devices, after_version, upto_version, limit)
 
-    async def list(
-        self,
-        account_id: str,
-        device_id: str,
-        stream: str,
-        kind: str,
-        start_ms: int = 0,
-        end_ms: int = 0,
-        min: float | None = None,
-        max: float | None = None,
-        limit: int = 100,
-        sort: str = "timestamp",
-        dir: str = "desc",
-    ) -> Points:
-        """Values with start_ms <= timestamp <= end_ms (0: unbounded), min <= value <= max."""
-        table = _table(kind)
-        if kind == TEXT and (min is not None or max is not None):
-            raise ValueError("min and max apply to numeric streams only")
-        if sort not in _SORTS or dir not in _DIRS:
-            raise ValueError(f"sort {sort!r} / dir {dir!r} not supported")
-        where, params = _where(account_id, device_id, stream, start_ms, end_ms, min, max)
-        order = f"{_SORTS[sort]} {_DIRS[dir]}"
-        if sort == "value":
-            order += f", ts {_DIRS[dir]}"  # equal values in a stable order
-        return await self.db.query(
-            f"SELECT toUnixTimestamp64Milli(ts), value FROM {table} FINAL WHERE {where}"
-            f" ORDER BY {order} LIMIT {{limit:UInt64}}",
-            {**params, "limit": limit},
-        )
+    async def latest_point(self, account_id: str, device_id: str, stream: str, kind: str) -> Point | None:  # fmt: skip
+        await self.visible(account_id, device_id)
+        return await self.queries.latest(account_id, device_id, stream, kind)
 
-    async def sample(
-        self,
-        account_id: str,
-        device_id: str,
-        stream: str,
-        type: str,
-        interval: int,
-        start_ms: int = 0,
-        end_ms: int = 0,
-        min: float | None = None,
-        max: float | None = None,
-        limit: int = 100,
-    ) -> Samples:
-        """Newest first: every `interval`-th value (nth), or `type` per bucket of `interval` s.
+    async def list(self, account_id: str, device_id: str, stream: str, kind: str,
+                   *args: Any, **kwargs: Any) -> Points:  # fmt: skip
+        await self.visible(account_id, device_id)
+        return await self.queries.list(account_id, device_id, stream, kind, *args, **kwargs)
 
-        Buckets start at multiples of `interval` seconds since the epoch, computed on
-        milliseconds (toStartOfInterval would clamp timestamps outside 1970-2106).
-        """
-        if interval < 1:
-            raise ValueError("interval must be at least 1")
-        if type != "nth" and type not in _AGGREGATES:
-            raise ValueError(f"sampling type {type!r} not supported")
-        where, params = _where(account_id, device_id, stream, start_ms, end_ms, min, max)
-        # nth: only the newest limit * interval values can be picked, so number just those.
-        params.update(interval=interval, limit=limit, scan=limit * interval)
-        if type == "nth":
-            return await self.db.query(_NTH.format(where=where), params)
-        return await self.db.query(_BUCKETS.format(where=where, f=_AGGREGATES[type]), params)
+    async def sample(self, account_id: str, device_id: str, stream: str,
+                     *args: Any, **kwargs: Any) -> Samples:  # fmt: skip
+        await self.visible(account_id, device_id)
+        return await self.queries.sample(account_id, device_id, stream, *args, **kwargs)
 
-    async def stats(
-        self,
-        account_id: str,
-        device_id: str,
-        stream: str,
-        start_ms: int = 0,
-        end_ms: int = 0,
-        min: float | None = None,
-        max: float | None = None,
-    ) -> dict[str, Any]:
-        """count, min, max, avg and population stddev of a numeric stream (None when empty)."""
-        where, params = _where(account_id, device_id, stream, start_ms, end_ms, min, max)
-        ((count, lo, hi, avg, stddev),) = await self.db.query(
-            "SELECT count(), min(value), max(value), avg(value), stddevPop(value)"
-            f" FROM numeric_values FINAL WHERE {where}",
-            params,
-        )
-        if not count:  # ClickHouse answers 0 and nan over no rows
-            lo = hi = avg = stddev = None
-        return {"count": count, "min": lo, "max": hi, "avg": avg, "stddev": stddev}
+    async def stats(self, account_id: str, device_id: str, stream: str,
+                    *args: Any, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+        await self.visible(account_id, device_id)
+        return await self.queries.stats(account_id, device_id, stream, *args, **kwargs)
 
-    # reads of several streams
-    async def device_rows(
-        self,
-        account_id: str,
-        device_id: str,
-        streams: dict[str, str],
-        start_ms: int = 0,
-        end_ms: int = 0,
-        limit: int = 100,
-        conditions: Iterable[tuple[str, str, Value]] = (),
-    ) -> Rows:
-        """Values of `streams` (name -> kind) grouped by timestamp, newest first.
-
-        Only timestamps where every (stream, op, operand) condition holds for that stream's
-        value are kept; `match` is equality. Condition streams must be among `streams`.
-        """
-        names = {kind: [n for n, k in streams.items() if k == kind] for kind in _TABLES}
-        for kind in streams.values():
-            _table(kind)
-        if not streams:
-            return []
-        having, params = _having(streams, list(conditions))
-        where, common = _where(account_id, device_id, None, start_ms, end_ms)
-        params.update(common, limit=limit, numeric=names[NUMERIC], text=names[TEXT])
-        rows = await self.db.query(
-            "SELECT toUnixTimestamp64Milli(ts) AS t, groupArray(stream), groupArray(num),"
-            f" groupArray(txt) FROM ({_device_union(names, where, pruned=not having)})"
-            f" GROUP BY ts{' HAVING ' + having if having else ''}"
-            " ORDER BY ts DESC LIMIT {limit:UInt64}",
-            params,
-        )
-        return [(t, _values(streams, *columns)) for t, *columns in rows]
-
-
-def _device_union(names: dict[str, list[str]], where: str, pruned: bool) -> str:
-    """(ts, stream, num, txt) rows of the named streams of both tables."""
-    # Without conditions a timestamp in the newest `limit` is among the newest `limit` of
-    # every stream that has a value there, so each stream's older rows need not be read.
-    per_stream = " ORDER BY stream, ts DESC LIMIT {limit:UInt64} BY stream" if pruned else ""
-    return " UNION ALL ".join(
-        f"SELECT ts, stream, {num} AS num, {txt} AS txt FROM {_TABLES[kind]} FINAL"
-        f" WHERE {where} AND stream IN {{{kind_param}:Array(String)}}{per_stream}"
-        for kind, num, txt, kind_param in (
-            (NUMERIC, "value", "''", "numeric"),
-            (TEXT, "toFloat64(0)", "value", "text"),
-        )
-        if names[kind]
-    )
-
-
-def _values(
-    streams: dict[str, str], names: list[str], numbers: list[float], texts: list[str]
-) -> dict[str, Value]:
-    return {
-        name: number if streams[name] == NUMERIC else text
-        for name, number, text in zip(names, numbers, texts, strict=True)
-    }
-
-
-def _having(
-    streams: dict[str, str], conditions: Sequence[tuple[str, str, Value]]
-) -> tuple[str, dict[str, Any]]:
-    """A HAVING clause: each condition holds for some row of the timestamp's group."""
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    for i, (stream, op, operand) in enumerate(conditions):
-        kind = streams.get(stream)
-        if kind is None:
-            raise ValueError(f"condition on stream {stream!r} that is not among the streams")
-        ops, column, type_ = (
-            (_NUMERIC_OPS, "num", "Float64") if kind == NUMERIC else (_TEXT_OPS, "txt", "String")
-        )
-        if op not in ops:
-            raise ValueError(f"condition {op!r} not supported on {kind} stream {stream!r}")
-        clauses.append(
-            f"countIf(stream = {{c{i}s:String}} AND {column} {ops[op]} {{c{i}v:{type_}}}) > 0"
-        )
-        params[f"c{i}s"], params[f"c{i}v"] = stream, operand
-    return " AND ".join(clauses), params
+    async def device_rows(self, account_id: str, device_id: str, *args: Any,
+                          **kwargs: Any) -> Rows:  # fmt: skip
+        await self.visible(account_id, device_id)
+        return await self.queries.device_rows(account_id, device_id, *args, **kwargs)

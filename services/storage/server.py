@@ -30,11 +30,15 @@ SERVICE_NAME = storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_na
 async def build_server(
     settings: StorageSettings, db: Database, keys_channel: grpc.aio.Channel
 ) -> tuple[GrpcServer, Series, Exports]:
-    series = Series(db, flush_delay=settings.flush_delay, flush_rows=settings.flush_rows)
+    series = Series(
+        db, settings.wal_path, flush_interval=settings.flush_interval,
+        flush_rows=settings.flush_rows, max_buffered_rows=settings.max_buffered_rows,
+        fsync=settings.wal_fsync,
+    )  # fmt: skip
     await series.start()
     state = State(EntityStore(db), series)
     await state.load()
-    exports = Exports(db, settings.data_dir.resolve() / "exports")
+    exports = Exports(db, settings.data_dir.resolve() / "exports", series.visible)
     await exports.start()
     servicer = StorageServicer(
         state, Devices(state, KeysClient(keys_channel)), Streams(state), Locations(state),

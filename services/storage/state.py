@@ -1,5 +1,5 @@
-"""What the storage service keeps in memory beside its cache of entities: latest values,
-current locations and last activity per device, all derived from ClickHouse at start."""
+"""What the storage service keeps in memory beside its cache of entities: latest values
+(kept by Series), current locations and last activity per device, derived at start."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ class State:
         self.series = series
         # Entity writes are few; one lock keeps read-modify-write of a device or stream whole.
         self.write_lock = asyncio.Lock()
-        self.latest: dict[tuple[str, str], tuple[int, float | str]] = {}  # (device, stream)
+        # (device, stream) -> newest point; Series keeps it current as values are written.
+        self.latest = series.latest
         self.locations: dict[str, Location] = {}  # device -> current location
         self.activity: dict[str, int] = {}  # device -> last write, ms
 
     async def load(self) -> None:
         await self.store.load()
-        for (_account, device_id, stream), (ts, value) in (await self.series.latest_all()).items():
-            self.latest[(device_id, stream)] = (ts, value)
+        for (device_id, _stream), (ts, _value) in self.latest.items():
             self.touch(device_id, ts)
         for device_id, location in (await self.store.current_locations()).items():
             self.locations[device_id] = location

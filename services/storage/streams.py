@@ -123,10 +123,8 @@ class Streams:
             await self.store.add_waypoint(device.account_id, device.id, location)
             self.state.place(device.id, location)
             self.state.touch(device.id, location.timestamp_ms)
-        for name, stamps, values in [*numeric, *text]:
-            newest = max(range(len(stamps)), key=stamps.__getitem__)
-            self.state.observe(device.id, name, stamps[newest], values[newest])
-            self.state.touch(device.id, stamps[newest])
+        for _name, stamps, _values in [*numeric, *text]:
+            self.state.touch(device.id, max(stamps))
         return stored
 
     # reads
@@ -161,7 +159,7 @@ class Streams:
         await series.delete_range(
             device.account_id, device.id, name, stream.spec.type, from_ms, end_ms
         )
-        latest = await series.latest(device.account_id, device.id, name, stream.spec.type)
+        latest = await series.latest_point(device.account_id, device.id, name, stream.spec.type)
         self.state.forget_stream(device.id, name)
         if latest is not None:
             self.state.observe(device.id, name, *latest)

@@ -30,7 +30,8 @@ import pytest
 import pytest_asyncio
 
 ROOT = Path(__file__).resolve().parents[2]
-MIGRATION = ROOT / "services" / "storage" / "migrations" / "0002_values.sql"
+MIGRATIONS = [ROOT / "services" / "storage" / "migrations" / name
+              for name in ("0002_values.sql", "0004_rewritten_streams.sql")]  # fmt: skip
 LINE_LIMIT = 1 << 26
 A, B, D = "acct-a", "acct-b", "dev-1"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,7 +73,7 @@ async def _run(call: dict[str, Any], path: Path, migrations: Path, opened: dict)
     database, method, args, kwargs = call["database"], call["method"], call["args"], call["kwargs"]
     if method == "open":
         db = await open_database(f"chdb://{path}", database, migrations)
-        opened[database] = (db, Series(db, **kwargs))
+        opened[database] = (db, Series(db, path.parent / f"{database}-wal", **kwargs))
         return await opened[database][1].start()
     db, series = opened[database]
     if method == "close":
@@ -81,7 +82,10 @@ async def _run(call: dict[str, Any], path: Path, migrations: Path, opened: dict)
         return db.close()
     if method.startswith("_"):
         raise ValueError(f"not a public method: {method}")
-    result = getattr(series, method)(*args, **kwargs)
+    attribute = getattr(series, method)
+    if not callable(attribute):  # e.g. `latest` or `counters`: read the attribute
+        return attribute
+    result = attribute(*args, **kwargs)
     return await result if asyncio.iscoroutine(result) else result
 
 
@@ -92,6 +96,8 @@ def _plain(value: Any) -> Any:
         if value and all(isinstance(key, str) for key in value):  # else: tuple keys
             return {key: _plain(item) for key, item in value.items()}
         return [[_plain(key), _plain(item)] for key, item in value.items()]
+    if isinstance(value, set | frozenset):
+        return sorted(_plain(item) for item in value)
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return value
@@ -175,7 +181,8 @@ class Remote:
 @pytest.fixture(scope="module")
 def migrations(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("migrations")
-    shutil.copy(MIGRATION, folder)
+    for migration in MIGRATIONS:
+        shutil.copy(migration, folder)
     return folder
 
 
@@ -249,9 +256,11 @@ async def test_deletes_remove_only_what_they_name(series: Remote) -> None:
     await series.delete_stream(A, D, "x")
     assert await series.list(A, D, "t", "numeric") == []
     assert await series.list(A, D, "x", "alphanumeric") == []
-    assert await series.latest(A, D, "u", "numeric") == [stamps[1], 8.0]
+    assert await series.latest_point(A, D, "u", "numeric") == [stamps[1], 8.0]
+    assert {tuple(k) for k, _ in await series.latest()} == {(D, "u")}
     await series.delete_device(A, D)
-    assert await series.latest_all() == []
+    assert await series.latest() == []
+    assert await series.list(A, D, "u", "numeric") == []
 
 
 def python_buckets(points: list[tuple[int, float]], seconds: int) -> dict[int, list[float]]:
@@ -362,25 +371,60 @@ async def test_accounts_never_see_each_other(series: Remote) -> None:
     assert await series.list(B, D, "t", "numeric") == [[T0 + 1, 3.0], [T0, 2.0]]
 
 
-async def test_latest_all_and_latest(series: Remote) -> None:
-    await series.write(A, D, [("t", [T0 + 5, T0, T0 + 9], [5.0, 0.0, 9.0])])
-    await series.write(A, "dev-2", [], [("x", [T0], ["hello"])])
-    await series.write(B, D, [("t", [T0 - 1], [-1.0])])
-    latest = {tuple(key): tuple(point) for key, point in await series.latest_all()}
-    assert latest == {(A, D, "t"): (T0 + 9, 9.0), (A, "dev-2", "x"): (T0, "hello"),
-                      (B, D, "t"): (T0 - 1, -1.0)}  # fmt: skip
-    assert await series.latest(A, D, "t", "numeric") == [T0 + 9, 9.0]
-    assert await series.latest(A, D, "missing", "numeric") is None
+async def test_latest_points_follow_writes_and_survive_restart(
+    tmp_path: Path, migrations: Path
+) -> None:
+    expected = {(D, "t"): [T0 + 9, 9.0], ("dev-2", "x"): [T0, "hello"], (D, "u"): [T0 - 1, -1.0]}
+    async with running(tmp_path / "db", migrations) as first:
+        remote = await first.open("storage")
+        await remote.write(A, D, [("t", [T0 + 5, T0, T0 + 9], [5.0, 0.0, 9.0])])
+        await remote.write(A, "dev-2", [], [("x", [T0], ["hello"])])
+        await remote.write(B, D, [("u", [T0 - 1], [-1.0])])
+        assert {tuple(k): v for k, v in await remote.latest()} == expected
+        assert await remote.latest_point(A, D, "t", "numeric") == [T0 + 9, 9.0]
+        assert await remote.latest_point(A, D, "missing", "numeric") is None
+        await first.call("storage", "close")
+    async with running(tmp_path / "db", migrations) as second:
+        remote = await second.open("storage")  # loaded from ClickHouse
+        assert {tuple(k): v for k, v in await remote.latest()} == expected
 
 
-async def test_concurrent_writers_share_few_inserts(series: Remote) -> None:
+async def test_writes_are_answered_before_their_insert_and_read_after_it(series: Remote) -> None:
     writes = [series.write(A, D, [(f"s{w % 10}", [T0 + w * 10 + i for i in range(5)], [1.0] * 5)])
               for w in range(200)]  # fmt: skip
     assert await asyncio.gather(*writes) == [5] * 200
-    counters = (await series.counters())["numeric_values"]
-    assert (counters["batches"], counters["rows"]) == (200, 1000)
-    assert counters["inserts"] <= 10, counters
-    assert (await series.stats(A, D, "s3"))["count"] == 100
+    assert (await series.counters())["inserts"] == 0  # still buffered (interval 1 s)
+    assert (await series.stats(A, D, "s3"))["count"] == 100  # the read flushed them
+    counters = await series.counters()
+    assert (counters["rows"], counters["inserts"]) == (1000, 1), counters
+
+
+async def test_buffer_is_inserted_after_the_interval(child: Child) -> None:
+    remote = await child.open("interval", flush_interval=0.05)
+    await remote.write(A, D, [("t", [T0], [1.0])])
+    for _ in range(100):
+        if (await remote.counters())["inserts"]:
+            break
+        await asyncio.sleep(0.02)
+    assert (await remote.counters())["rows"] == 1
+    await child.call("interval", "close")
+
+
+async def test_rewritten_streams_are_remembered(tmp_path: Path, migrations: Path) -> None:
+    async with running(tmp_path / "db", migrations) as first:
+        remote = await first.open("storage")
+        await remote.write(A, D, [("append", [T0, T0 + 1], [1.0, 2.0])])
+        await remote.write(A, D, [("append", [T0 + 2], [3.0]), ("again", [T0, T0], [1.0, 2.0])])
+        await remote.write(A, D, [("back", [T0 + 5], [1.0])])
+        await remote.write(A, D, [("back", [T0 + 5], [2.0])])
+        assert sorted(map(tuple, await remote.rewritten())) == [(A, D, "again"), (A, D, "back")]
+        assert await remote.list(A, D, "back", "numeric") == [[T0 + 5, 2.0]]
+        await first.call("storage", "close")
+    async with running(tmp_path / "db", migrations) as second:
+        remote = await second.open("storage")
+        assert sorted(map(tuple, await remote.rewritten())) == [(A, D, "again"), (A, D, "back")]
+        await remote.delete_stream(A, D, "back")
+        assert sorted(map(tuple, await remote.rewritten())) == [(A, D, "again")]
 
 
 async def test_rejects_what_it_cannot_answer(series: Remote) -> None:

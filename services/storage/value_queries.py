@@ -1,0 +1,328 @@
+"""SQL over stored values: reads of one stream or one device, the triggers feed's replay,
+and range deletes. Rows still in the write buffer are not seen here: Series makes them
+visible (flushes them) before it calls in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from m2x.runtime.clickhouse import Database
+
+NUMERIC, TEXT = "numeric", "alphanumeric"
+_TABLES = {NUMERIC: "numeric_values", TEXT: "text_values"}
+_COLUMNS = ["account_id", "device_id", "stream", "ts", "value", "version"]
+# Given to clickhouse-connect so that an INSERT does not first ask the server for them.
+_TYPES = {
+    kind: ["LowCardinality(String)", "String", "String", "DateTime64(3, 'UTC')", value, "UInt64"]
+    for kind, value in ((NUMERIC, "Float64"), (TEXT, "String"))
+}
+# Deletes as patch parts: a few ms each, where the default mutation rewrote every part.
+_DELETE_SETTINGS = "SETTINGS lightweight_delete_mode = 'lightweight_update_force'"
+_AGGREGATES = {
+    "min": "min(value)", "max": "max(value)", "count": "toFloat64(count())",
+    "avg": "avg(value)", "sum": "sum(value)", "stddev": "stddevPop(value)",
+}  # fmt: skip
+_NTH = (
+    "SELECT t, v FROM (SELECT t, v, row_number() OVER (ORDER BY t DESC) AS n FROM"
+    " (SELECT toUnixTimestamp64Milli(ts) AS t, value AS v FROM numeric_values FINAL"
+    " WHERE {where} ORDER BY ts DESC LIMIT {{scan:UInt64}}))"
+    " WHERE n % {{interval:UInt64}} = 0 ORDER BY t DESC LIMIT {{limit:UInt64}}"
+)
+_BUCKETS = (
+    "SELECT toUnixTimestamp64Milli(ts) - positiveModulo(toUnixTimestamp64Milli(ts),"
+    " {{interval:Int64}} * 1000) AS bucket, {f} FROM numeric_values FINAL WHERE {where}"
+    " GROUP BY bucket ORDER BY bucket DESC LIMIT {{limit:UInt64}}"
+)
+_SORTS = {"timestamp": "ts", "value": "value"}
+_DIRS = {"asc": "ASC", "desc": "DESC"}
+_NUMERIC_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "=", "match": "="}
+_TEXT_OPS = {"eq": "=", "match": "="}
+
+Value = float | str
+Point = tuple[int, Value]
+Points = list[Point]
+Parts = Sequence[tuple[str, Sequence[int], Sequence[Any]]]
+Samples = list[tuple[int, float]]
+StoredRow = tuple[str, str, str, int, Value, int]  # account, device, stream, ts, value, version
+Rows = list[tuple[int, dict[str, Value]]]  # `list` is also a method name of Series
+
+
+def _table(kind: str) -> str:
+    try:
+        return _TABLES[kind]
+    except KeyError:
+        raise ValueError(f"kind must be numeric or alphanumeric, not {kind!r}") from None
+
+
+def _where(
+    account_id: str,
+    device_id: str,
+    stream: str | None = None,
+    start_ms: int = 0,
+    end_ms: int = 0,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """A WHERE clause over one device's rows; user values travel as server-side parameters."""
+    clauses = ["account_id = {account:String}", "device_id = {device:String}"]
+    params: dict[str, Any] = {"account": account_id, "device": device_id}
+    optional = (
+        ("stream = {stream:String}", "stream", stream),
+        ("ts >= fromUnixTimestamp64Milli({start:Int64}, 'UTC')", "start", start_ms or None),
+        ("ts <= fromUnixTimestamp64Milli({end:Int64}, 'UTC')", "end", end_ms or None),
+        ("value >= {lo:Float64}", "lo", lo),
+        ("value <= {hi:Float64}", "hi", hi),
+    )
+    for clause, name, value in optional:
+        if value is not None:
+            clauses.append(clause)
+            params[name] = value
+    return " AND ".join(clauses), params
+
+
+class ValueQueries:
+    """Queries of `numeric_values` and `text_values`; every one is scoped by account and device."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def since(
+        self, devices: list[tuple[str, str]], after_version: int, upto_version: int, limit: int
+    ) -> list[StoredRow]:
+        """Rows of the (account, device) pairs with after < version <= upto, oldest write first.
+
+        Not FINAL: a consumer of writes wants every write, also one a later write replaced
+        (until a merge removes it).
+        """
+        if not devices:
+            return []
+        selects = [
+            f"SELECT account_id, device_id, stream, toUnixTimestamp64Milli(ts) AS t, {num} AS num, "
+            f"{txt} AS txt, {is_num} AS is_num, version FROM {table} "
+            "WHERE (account_id, device_id) IN {devices:Array(Tuple(String, String))} "
+            "AND version > {after:UInt64} AND version <= {upto:UInt64}"
+            for table, num, txt, is_num in (
+                ("numeric_values", "value", "''", 1),
+                ("text_values", "toFloat64(0)", "value", 0),
+            )
+        ]
+        rows = await self.db.query(
+            f"SELECT * FROM ({' UNION ALL '.join(selects)}) ORDER BY version LIMIT {{limit:UInt32}}",
+            {"devices": devices, "after": after_version, "upto": upto_version, "limit": limit},
+        )
+        return [
+            (account, device, stream, ts, num if is_num else txt, version)
+            for account, device, stream, ts, num, txt, is_num, version in rows
+        ]
+
+    # deletes
+    async def _delete(self, table: str, where: str, params: dict[str, Any]) -> None:
+        await self.db.command(f"DELETE FROM {table} WHERE {where} {_DELETE_SETTINGS}", params)
+
+    async def delete_range(
+        self, account_id: str, device_id: str, stream: str, kind: str, from_ms: int, end_ms: int
+    ) -> None:
+        """Delete the stream's values with from_ms <= timestamp <= end_ms."""
+        where, params = _where(account_id, device_id, stream)
+        where += (
+            " AND ts >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')"
+            " AND ts <= fromUnixTimestamp64Milli({to:Int64}, 'UTC')"
+        )
+        await self._delete(_table(kind), where, {**params, "from": from_ms, "to": end_ms})
+
+    async def delete_stream(self, account_id: str, device_id: str, stream: str) -> None:
+        """Delete every value of the stream, of either kind."""
+        where, params = _where(account_id, device_id, stream)
+        await asyncio.gather(*(self._delete(t, where, params) for t in _TABLES.values()))
+        await self.db.command(f"DELETE FROM rewritten_streams WHERE {where}", params)
+
+    async def delete_device(self, account_id: str, device_id: str) -> None:
+        where, params = _where(account_id, device_id)
+        await asyncio.gather(*(self._delete(t, where, params) for t in _TABLES.values()))
+        await self.db.command(f"DELETE FROM rewritten_streams WHERE {where}", params)
+
+    async def rewritten_streams(self) -> set[tuple[str, str, str]]:
+        """(account, device, stream) of the streams where a timestamp may repeat."""
+        rows = await self.db.query("SELECT account_id, device_id, stream FROM rewritten_streams")
+        return {(a, d, s) for a, d, s in rows}
+
+    # reads of one stream
+    async def latest_all(self) -> dict[tuple[str, str, str], Point]:
+        """(account, device, stream) -> latest (timestamp_ms, value) of every stream."""
+        latest: dict[tuple[str, str, str], Point] = {}
+        for table in _TABLES.values():
+            rows = await self.db.query(
+                "SELECT account_id, device_id, stream, toUnixTimestamp64Milli(max(ts)),"
+                f" argMax(value, ts) FROM {table} FINAL GROUP BY account_id, device_id, stream"
+            )
+            for account_id, device_id, stream, ts, value in rows:
+                key = (account_id, device_id, stream)
+                if key not in latest or ts > latest[key][0]:  # a stream that changed kind
+                    latest[key] = (ts, value)
+        return latest
+
+    async def latest(self, account_id: str, device_id: str, stream: str, kind: str) -> Point | None:
+        rows = await self.list(account_id, device_id, stream, kind, limit=1)
+        return rows[0] if rows else None
+
+    async def list(
+        self,
+        account_id: str,
+        device_id: str,
+        stream: str,
+        kind: str,
+        start_ms: int = 0,
+        end_ms: int = 0,
+        min: float | None = None,
+        max: float | None = None,
+        limit: int = 100,
+        sort: str = "timestamp",
+        dir: str = "desc",
+    ) -> Points:
+        """Values with start_ms <= timestamp <= end_ms (0: unbounded), min <= value <= max."""
+        table = _table(kind)
+        if kind == TEXT and (min is not None or max is not None):
+            raise ValueError("min and max apply to numeric streams only")
+        if sort not in _SORTS or dir not in _DIRS:
+            raise ValueError(f"sort {sort!r} / dir {dir!r} not supported")
+        where, params = _where(account_id, device_id, stream, start_ms, end_ms, min, max)
+        order = f"{_SORTS[sort]} {_DIRS[dir]}"
+        if sort == "value":
+            order += f", ts {_DIRS[dir]}"  # equal values in a stable order
+        return await self.db.query(
+            f"SELECT toUnixTimestamp64Milli(ts), value FROM {table} FINAL WHERE {where}"
+            f" ORDER BY {order} LIMIT {{limit:UInt64}}",
+            {**params, "limit": limit},
+        )
+
+    async def sample(
+        self,
+        account_id: str,
+        device_id: str,
+        stream: str,
+        type: str,
+        interval: int,
+        start_ms: int = 0,
+        end_ms: int = 0,
+        min: float | None = None,
+        max: float | None = None,
+        limit: int = 100,
+    ) -> Samples:
+        """Newest first: every `interval`-th value (nth), or `type` per bucket of `interval` s.
+
+        Buckets start at multiples of `interval` seconds since the epoch, computed on
+        milliseconds (toStartOfInterval would clamp timestamps outside 1970-2106).
+        """
+        if interval < 1:
+            raise ValueError("interval must be at least 1")
+        if type != "nth" and type not in _AGGREGATES:
+            raise ValueError(f"sampling type {type!r} not supported")
+        where, params = _where(account_id, device_id, stream, start_ms, end_ms, min, max)
+        # nth: only the newest limit * interval values can be picked, so number just those.
+        params.update(interval=interval, limit=limit, scan=limit * interval)
+        if type == "nth":
+            return await self.db.query(_NTH.format(where=where), params)
+        return await self.db.query(_BUCKETS.format(where=where, f=_AGGREGATES[type]), params)
+
+    async def stats(
+        self,
+        account_id: str,
+        device_id: str,
+        stream: str,
+        start_ms: int = 0,
+        end_ms: int = 0,
+        min: float | None = None,
+        max: float | None = None,
+    ) -> dict[str, Any]:
+        """count, min, max, avg and population stddev of a numeric stream (None when empty)."""
+        where, params = _where(account_id, device_id, stream, start_ms, end_ms, min, max)
+        ((count, lo, hi, avg, stddev),) = await self.db.query(
+            "SELECT count(), min(value), max(value), avg(value), stddevPop(value)"
+            f" FROM numeric_values FINAL WHERE {where}",
+            params,
+        )
+        if not count:  # ClickHouse answers 0 and nan over no rows
+            lo = hi = avg = stddev = None
+        return {"count": count, "min": lo, "max": hi, "avg": avg, "stddev": stddev}
+
+    # reads of several streams
+    async def device_rows(
+        self,
+        account_id: str,
+        device_id: str,
+        streams: dict[str, str],
+        start_ms: int = 0,
+        end_ms: int = 0,
+        limit: int = 100,
+        conditions: Iterable[tuple[str, str, Value]] = (),
+    ) -> Rows:
+        """Values of `streams` (name -> kind) grouped by timestamp, newest first.
+
+        Only timestamps where every (stream, op, operand) condition holds for that stream's
+        value are kept; `match` is equality. Condition streams must be among `streams`.
+        """
+        names = {kind: [n for n, k in streams.items() if k == kind] for kind in _TABLES}
+        for kind in streams.values():
+            _table(kind)
+        if not streams:
+            return []
+        having, params = _having(streams, list(conditions))
+        where, common = _where(account_id, device_id, None, start_ms, end_ms)
+        params.update(common, limit=limit, numeric=names[NUMERIC], text=names[TEXT])
+        rows = await self.db.query(
+            "SELECT toUnixTimestamp64Milli(ts) AS t, groupArray(stream), groupArray(num),"
+            f" groupArray(txt) FROM ({_device_union(names, where, pruned=not having)})"
+            f" GROUP BY ts{' HAVING ' + having if having else ''}"
+            " ORDER BY ts DESC LIMIT {limit:UInt64}",
+            params,
+        )
+        return [(t, _values(streams, *columns)) for t, *columns in rows]
+
+
+def _device_union(names: dict[str, list[str]], where: str, pruned: bool) -> str:
+    """(ts, stream, num, txt) rows of the named streams of both tables."""
+    # Without conditions a timestamp in the newest `limit` is among the newest `limit` of
+    # every stream that has a value there, so each stream's older rows need not be read.
+    per_stream = " ORDER BY stream, ts DESC LIMIT {limit:UInt64} BY stream" if pruned else ""
+    return " UNION ALL ".join(
+        f"SELECT ts, stream, {num} AS num, {txt} AS txt FROM {_TABLES[kind]} FINAL"
+        f" WHERE {where} AND stream IN {{{kind_param}:Array(String)}}{per_stream}"
+        for kind, num, txt, kind_param in (
+            (NUMERIC, "value", "''", "numeric"),
+            (TEXT, "toFloat64(0)", "value", "text"),
+        )
+        if names[kind]
+    )
+
+
+def _values(
+    streams: dict[str, str], names: list[str], numbers: list[float], texts: list[str]
+) -> dict[str, Value]:
+    return {
+        name: number if streams[name] == NUMERIC else text
+        for name, number, text in zip(names, numbers, texts, strict=True)
+    }
+
+
+def _having(
+    streams: dict[str, str], conditions: Sequence[tuple[str, str, Value]]
+) -> tuple[str, dict[str, Any]]:
+    """A HAVING clause: each condition holds for some row of the timestamp's group."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    for i, (stream, op, operand) in enumerate(conditions):
+        kind = streams.get(stream)
+        if kind is None:
+            raise ValueError(f"condition on stream {stream!r} that is not among the streams")
+        ops, column, type_ = (
+            (_NUMERIC_OPS, "num", "Float64") if kind == NUMERIC else (_TEXT_OPS, "txt", "String")
+        )
+        if op not in ops:
+            raise ValueError(f"condition {op!r} not supported on {kind} stream {stream!r}")
+        clauses.append(
+            f"countIf(stream = {{c{i}s:String}} AND {column} {ops[op]} {{c{i}v:{type_}}}) > 0"
+        )
+        params[f"c{i}s"], params[f"c{i}v"] = stream, operand
+    return " AND ".join(clauses), params
