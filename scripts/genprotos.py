@@ -11,6 +11,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+from google.rpc import status_pb2
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,10 +33,13 @@ def main() -> int:
     if STAMP.exists() and STAMP.read_text() == wanted and "--force" not in sys.argv:
         return 0
     include = Path(protoc.__file__).parent / "_proto"
+    # google/rpc/status.proto ships with googleapis-common-protos (a grpcio-status dependency).
+    googleapis = Path(status_pb2.__file__).parents[2]
     args = [
         "protoc",
         f"-I{PROTOS}",
         f"-I{include}",
+        f"-I{googleapis}",
         f"--python_out={ROOT}",
         f"--pyi_out={ROOT}",
         f"--grpc_python_out={ROOT}",

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from adapters.api.context import Services
 from adapters.api.principals import KeysGateway
 from adapters.api.request_log import RequestLogShipper
+from adapters.api.value_writer import ValueWriter
 from m2x.runtime.grpc_client import open_channel
 from m2x.storage.v1 import storage_pb2_grpc
 from m2x.triggers.v1 import triggers_pb2_grpc
@@ -72,6 +73,7 @@ async def open_services(
             storage=storage,
             triggers=triggers,
             request_log=request_log,
+            values=ValueWriter(storage),
             health_checks=checks,
         )
     finally:

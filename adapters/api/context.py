@@ -20,6 +20,7 @@ class Services:
     storage: Any = None  # m2x.storage.v1 StorageServiceStub
     triggers: Any = None  # m2x.triggers.v1 TriggersServiceStub
     request_log: Any = None  # adapters.api.request_log.RequestLogShipper
+    values: Any = None  # adapters.api.value_writer.ValueWriter: every value write goes here
     # name -> async () -> bool, for /v2/status
     health_checks: dict[str, Any] = field(default_factory=dict)
 

@@ -165,7 +165,7 @@ async def write_values(c: Call, streams: list[pb.StreamValues], location: pb.Loc
     if location is not None:
         request.location.CopyFrom(location)
     try:
-        await call(c.services.storage.WriteValues, request)
+        await c.services.values.write(request)
     except ValidationFailed as exc:
         if single and exc.fields.get(single) == ["Stream not found"]:
             raise NotFound("Stream", single) from None

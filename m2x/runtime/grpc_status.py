@@ -68,9 +68,20 @@ def to_domain_error(error: grpc.RpcError) -> DomainError | None:
     """gRPC error from a call -> the domain error it carries, or None for transport failures."""
     code = error.code() if hasattr(error, "code") else None
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    details = list(status.details) if status is not None else []
     message = error.details() if hasattr(error, "details") else ""
+    if code is None:
+        return None
+    details = list(status.details) if status is not None else []
+    return _domain_error(code.value[0], message or "", details)
 
+
+def status_to_domain_error(status: status_pb2.Status) -> DomainError:
+    """google.rpc.Status (e.g. one result of a batch call) -> its domain error."""
+    error = _domain_error(status.code, status.message, list(status.details))
+    return error if error is not None else DomainError(status.message or "backend error")
+
+
+def _domain_error(code: int, message: str, details: list[any_pb2.Any]) -> DomainError | None:
     def detail(kind: type) -> object | None:
         for packed in details:
             candidate = kind()
@@ -79,27 +90,27 @@ def to_domain_error(error: grpc.RpcError) -> DomainError | None:
                 return candidate
         return None
 
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
+    if code == code_pb2.INVALID_ARGUMENT:
         bad = detail(error_details_pb2.BadRequest)
         fields: dict[str, list[str]] = {}
         for violation in getattr(bad, "field_violations", []):
             fields.setdefault(violation.field, []).append(violation.description)
         return ValidationFailed(fields)
-    if code == grpc.StatusCode.NOT_FOUND:
+    if code == code_pb2.NOT_FOUND:
         info = detail(error_details_pb2.ResourceInfo)
         return NotFound(
             getattr(info, "resource_type", "Resource") or "Resource",
             getattr(info, "resource_name", ""),
         )
-    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION):
+    if code in (code_pb2.PERMISSION_DENIED, code_pb2.FAILED_PRECONDITION):
         info = detail(error_details_pb2.ErrorInfo)
         reason = getattr(info, "reason", "") or "denied"
-        cls = PermissionDenied if code == grpc.StatusCode.PERMISSION_DENIED else Conflict
-        return cls(reason, message or "")
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return Unauthenticated(message or "")
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return Unavailable(message or str(code))
+        cls = PermissionDenied if code == code_pb2.PERMISSION_DENIED else Conflict
+        return cls(reason, message)
+    if code == code_pb2.UNAUTHENTICATED:
+        return Unauthenticated(message)
+    if code in (code_pb2.UNAVAILABLE, code_pb2.DEADLINE_EXCEEDED):
+        return Unavailable(message or "backend unavailable")
     return None
 
 

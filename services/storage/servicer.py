@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import orjson
 
-from m2x.runtime.errors import ValidationFailed
+from m2x.runtime.errors import DomainError, ValidationFailed
+from m2x.runtime.grpc_status import to_status
 from m2x.storage.v1 import storage_pb2 as pb
 from m2x.storage.v1 import storage_pb2_grpc
 from services.storage import convert
@@ -24,6 +27,7 @@ from services.storage.streams import Incoming, Streams
 from services.storage.value_feed import ValueFeed, WatcherLagged
 
 Context = grpc.aio.ServicerContext
+logger = logging.getLogger(__name__)
 
 
 class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
@@ -145,6 +149,26 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def WriteValues(
         self, request: pb.WriteValuesRequest, context: Context
     ) -> pb.WriteValuesResponse:
+        return pb.WriteValuesResponse(stored=await self._write(request))
+
+    async def WriteValuesBatch(
+        self, request: pb.WriteValuesBatchRequest, context: Context
+    ) -> pb.WriteValuesBatchResponse:
+        outcomes = await asyncio.gather(
+            *(self._write(write) for write in request.writes), return_exceptions=True
+        )
+        results = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, DomainError):
+                    logger.error("write in a batch failed", exc_info=outcome)
+                    outcome = DomainError("internal error")
+                results.append(pb.WriteValuesResult(error=to_status(outcome)))
+            else:
+                results.append(pb.WriteValuesResult(stored=outcome))
+        return pb.WriteValuesBatchResponse(results=results)
+
+    async def _write(self, request: pb.WriteValuesRequest) -> int:
         caller, device = self._device(request)
         incoming = [
             Incoming(s.stream, list(s.timestamps_ms), list(s.numbers), list(s.texts))
@@ -153,8 +177,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         location = (
             convert.location_from_pb(request.location) if request.HasField("location") else None
         )
-        stored = await self.streams.write(caller, device, incoming, location)
-        return pb.WriteValuesResponse(stored=stored)
+        return await self.streams.write(caller, device, incoming, location)
 
     async def ListValues(
         self, request: pb.ListValuesRequest, context: Context

@@ -5,6 +5,7 @@ Expected samples and statistics are computed here, from the values the test post
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import math
@@ -489,6 +490,41 @@ async def test_update_routes_validate_every_stream_before_writing(stack: Stack) 
         json={"values": [{"timestamp": ts, "value": 1}, {"timestamp": ts, "value": "x"}]},
     )  # fmt: skip
     assert (status, body) == (422, invalid(value=["not_numeric"]))
+
+
+async def test_concurrent_writes_share_calls_but_keep_their_own_answers(stack: Stack) -> None:
+    """Writes of concurrent requests travel to storage together; each is answered alone."""
+    master, base = await new_device(stack, a="numeric", c="alphanumeric")
+    other_master, other = await new_device(stack, a="numeric")
+    writes = []
+    for n in range(120):
+        ts = iso(BASE_MS + n)
+        match n % 4:
+            case 0:  # fine
+                writes.append((f"{base}/streams/a/value", master, {"timestamp": ts, "value": n},
+                               202, ACCEPTED))  # fmt: skip
+            case 1:  # not a number
+                writes.append((f"{base}/streams/a/value", master, {"timestamp": ts, "value": "x"},
+                               422, invalid(value=["not_numeric"])))  # fmt: skip
+            case 2:  # unknown stream
+                writes.append((f"{base}/streams/zz/value", master, {"value": 1}, 404,
+                               {"message": "Stream Not Found"}))  # fmt: skip
+            case _:  # another account's device, with its own key
+                writes.append((f"{other}/streams/a/value", other_master,
+                               {"timestamp": ts, "value": -n}, 202, ACCEPTED))  # fmt: skip
+    answers = await asyncio.gather(
+        *(stack.request("PUT", path, key=key, json=body) for path, key, body, _, _ in writes)
+    )
+    for (path, _, body, status, expected), (got_status, got, _) in zip(
+        writes, answers, strict=True
+    ):
+        assert (got_status, {k: got[k] for k in expected}) == (status, expected), (path, got)
+    mine = await read(stack, master, f"{base}/streams/a/values", limit="1000")
+    assert sorted(v["value"] for v in mine["values"]) == [float(n) for n in range(0, 120, 4)]
+    theirs = await read(stack, other_master, f"{other}/streams/a/values", limit="1000")
+    assert sorted(v["value"] for v in theirs["values"]) == sorted(
+        -float(n) for n in range(3, 120, 4)
+    )
 
 
 async def test_location_routes(stack: Stack) -> None:
