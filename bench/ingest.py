@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -72,11 +73,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--http-workers", type=int, default=os.cpu_count() or 1,
+                        help="HTTP adapter processes (default: one per core)")  # fmt: skip
     args = parser.parse_args()
     work = batches(args.requests)
     total = args.requests * STREAMS * PER_STREAM
     with tempfile.TemporaryDirectory() as tmp:
-        async with product(Path(tmp) / "m2x") as stack:
+        async with product(Path(tmp) / "m2x", args.http_workers) as stack:
             _, master = await stack.new_account()
             _, device, _ = await stack.request("POST", "/v2/devices", key=master,
                                                json={"name": "bench", "visibility": "private"})  # fmt: skip

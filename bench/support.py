@@ -46,10 +46,10 @@ UNLIMITED = ("--rate-limit-ip", "0", "--rate-limit-key", "0", "--rate-limit-devi
 
 
 @contextlib.asynccontextmanager
-async def product(workdir: Path) -> AsyncIterator[Stack]:
-    """Keys, storage and HTTP adapter as real processes, rate limits off."""
+async def product(workdir: Path, http_workers: int = 1) -> AsyncIterator[Stack]:
+    """Keys, storage and HTTP adapter (`http_workers` processes) as real processes, no rate limits."""
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    async with start_stack(workdir, *UNLIMITED) as stack:
+    async with start_stack(workdir, *UNLIMITED, "--workers", str(http_workers)) as stack:
         yield stack
 
 
@@ -133,5 +133,13 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its live child processes (e.g. HTTP adapter workers)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                total += cpu_seconds(int(child))
+            except FileNotFoundError:  # exited meanwhile
+                pass
+    return total

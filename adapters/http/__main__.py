@@ -8,6 +8,7 @@ from aiohttp import web
 
 from adapters.http.app import create_app
 from adapters.http.config import HttpSettings
+from adapters.http.workers import Workers
 from m2x.runtime.component import run_component
 from m2x.runtime.grpc_server import stop_event_on_signals
 from m2x.runtime.lifecycle import announce_ready
@@ -23,13 +24,17 @@ async def serve(settings: HttpSettings) -> None:
         handle_signals=False,
     )  # fmt: skip
     await runner.setup()
-    site = web.TCPSite(runner, host or "0.0.0.0", int(port), backlog=1024, reuse_address=True)
+    site = web.TCPSite(runner, host or "0.0.0.0", int(port), backlog=1024, reuse_address=True,
+                       reuse_port=settings.reuse_port or settings.workers > 1)  # fmt: skip
     await site.start()
     bound = runner.addresses[0][1]
+    workers = Workers(settings, f"{host}:{bound}")
+    await workers.start()
     announce_ready("http", f"{host or '0.0.0.0'}:{bound}")
     logger.info("HTTP adapter listening on %s:%d", host, bound)
     await stop.wait()
     logger.info("shutting down")
+    await workers.stop()
     await runner.cleanup()
 
 

@@ -25,3 +25,6 @@ class HttpSettings:
     rpc_timeout: float = setting(5.0, "deadline of calls to services, seconds", positive)
     log_level: str = setting("INFO", "log level", one_of("DEBUG", "INFO", "WARNING", "ERROR"))
     shutdown_grace: float = setting(3.0, "seconds requests in flight get on shutdown", positive)
+    # aiohttp serves from one core; more processes on the same port use the others.
+    workers: int = setting(1, "HTTP adapter processes serving the port (SO_REUSEPORT)", positive)
+    reuse_port: bool = setting(False, "bind with SO_REUSEPORT (set for every worker process)")

@@ -22,7 +22,7 @@ from m2x.broker.probe import connack_code
 from m2x.broker.settings import BrokerSettings
 from m2x.runtime.grpc_server import stop_event_on_signals
 from m2x.runtime.lifecycle import announce_ready
-from m2x.supervisor.child import _die_with_parent
+from m2x.supervisor.child import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ async def run_broker(settings: BrokerSettings) -> None:
     # Mosquitto logs to stderr; its stdout goes there too, as ours carries only the ready line.
     process = await asyncio.create_subprocess_exec(
         binary, "-c", str(files.conf), stdin=asyncio.subprocess.DEVNULL,
-        stdout=sys.stderr.fileno(), preexec_fn=_die_with_parent(),
+        stdout=sys.stderr.fileno(), preexec_fn=die_with_parent(),
     )  # fmt: skip
     try:
         await wait_serving(process, device, backend, credentials, settings.start_timeout)

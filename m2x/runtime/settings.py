@@ -108,6 +108,23 @@ def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         )
 
 
+def settings_flags(settings: Any) -> list[str]:
+    """The flags that give a copy of this process exactly these settings (see add_flags)."""
+    flags = []
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, tuple):
+            text = ",".join(str(item) for item in value)
+        else:
+            text = str(value)
+        flags += ["--" + field.name.replace("_", "-"), text]
+    return flags
+
+
 def load_settings(
     cls: type[T],
     component: str,

@@ -32,7 +32,7 @@ class ComponentFailed(Exception):
         self.name = name
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A pre-exec hook making the child get SIGTERM when the supervisor dies, even by SIGKILL."""
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -73,7 +73,7 @@ class Child:
             stderr=asyncio.subprocess.PIPE,
             limit=_LINE_LIMIT,
             process_group=0,
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self._pumps = [

@@ -17,6 +17,7 @@ from m2x.runtime.settings import (
     port,
     positive,
     setting,
+    settings_flags,
 )
 
 
@@ -168,3 +169,12 @@ def test_unreadable_config_files_are_settings_errors(tmp_path: Path) -> None:
     broken = write(tmp_path, "[demo\nworkers = 2\n")
     with pytest.raises(SettingsError, match=r"m2x\.toml"):
         load_settings(Demo, "demo", config_file=broken, environ={})
+
+
+def test_settings_flags_give_a_copy_the_same_settings() -> None:
+    wanted = Demo(name="x y", workers=2, ratio=0.25, verbose=True, data_dir=Path("/d"),
+                  peers=("a:1", "b:2"), level="DEBUG", listen_port=0)  # fmt: skip
+    parser = argparse.ArgumentParser()
+    add_flags(parser, Demo)
+    flags = parser.parse_args(settings_flags(wanted))
+    assert load_settings(Demo, "demo", flags=flags, environ={"M2X_WORKERS": "7"}) == wanted
