@@ -5,7 +5,8 @@ visible (flushes them) before it calls in."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from m2x.runtime.clickhouse import Database
@@ -26,14 +27,34 @@ _AGGREGATES = {
 }  # fmt: skip
 _NTH = (
     "SELECT t, v FROM (SELECT t, v, row_number() OVER (ORDER BY t DESC) AS n FROM"
-    " (SELECT toUnixTimestamp64Milli(ts) AS t, value AS v FROM numeric_values FINAL"
+    " (SELECT toUnixTimestamp64Milli(ts) AS t, value AS v FROM numeric_values{final}"
     " WHERE {where} ORDER BY ts DESC LIMIT {{scan:UInt64}}))"
     " WHERE n % {{interval:UInt64}} = 0 ORDER BY t DESC LIMIT {{limit:UInt64}}"
 )
 _BUCKETS = (
     "SELECT toUnixTimestamp64Milli(ts) - positiveModulo(toUnixTimestamp64Milli(ts),"
-    " {{interval:Int64}} * 1000) AS bucket, {f} FROM numeric_values FINAL WHERE {where}"
+    " {{interval:Int64}} * 1000) AS bucket, {f} FROM numeric_values{final} WHERE {where}"
     " GROUP BY bucket ORDER BY bucket DESC LIMIT {{limit:UInt64}}"
+)
+# numeric_hourly (migration 0005): per hour of a stream, partial aggregates that merge into
+# each sampling type and the stats. name -> (its numeric_hourly column, the same over values)
+HOUR_MS = 3_600_000
+_HOUR = "toUnixTimestamp64Milli(ts) - positiveModulo(toUnixTimestamp64Milli(ts), 3600000)"
+_PARTIALS = {
+    "c": ("count", "count()"), "s": ("sum", "sum(value)"), "lo": ("min", "min(value)"),
+    "hi": ("max", "max(value)"), "sd": ("stddev", "stddevPopState(value)"),
+}  # fmt: skip
+_MERGES = {  # sampling type -> (merge of partials, partials it needs)
+    "min": ("min(lo)", ("lo",)), "max": ("max(hi)", ("hi",)),
+    "count": ("toFloat64(sum(c))", ("c",)), "avg": ("sum(s) / sum(c)", ("s", "c")),
+    "sum": ("sum(s)", ("s",)), "stddev": ("stddevPopMerge(sd)", ("sd",)),
+}  # fmt: skip
+_REAGGREGATE = (
+    f"INSERT INTO numeric_hourly SELECT account_id, device_id, stream, {_HOUR} AS hour,"
+    " count(), sum(value), min(value), max(value), stddevPopState(value) FROM numeric_values"
+    " WHERE {where} AND ts >= fromUnixTimestamp64Milli({{first:Int64}}, 'UTC')"
+    " AND ts < fromUnixTimestamp64Milli({{stop:Int64}}, 'UTC')"
+    " GROUP BY account_id, device_id, stream, hour"
 )
 _SORTS = {"timestamp": "ts", "value": "value"}
 _DIRS = {"asc": "ASC", "desc": "DESC"}
@@ -47,6 +68,10 @@ Parts = Sequence[tuple[str, Sequence[int], Sequence[Any]]]
 Samples = list[tuple[int, float]]
 StoredRow = tuple[str, str, str, int, Value, int]  # account, device, stream, ts, value, version
 Rows = list[tuple[int, dict[str, Value]]]  # `list` is also a method name of Series
+
+
+def _final(final: bool) -> str:
+    return " FINAL" if final else ""
 
 
 def _table(kind: str) -> str:
@@ -82,11 +107,73 @@ def _where(
     return " AND ".join(clauses), params
 
 
+def _hours(
+    account_id: str,
+    device_id: str,
+    stream: str,
+    start_ms: int,
+    end_ms: int,
+    partials: Iterable[str],
+) -> tuple[str, dict[str, Any]]:
+    """SQL of (hour, partials...) rows over start_ms <= timestamp <= end_ms (0: unbounded):
+    the hours wholly inside from numeric_hourly, the partly covered ones at either end
+    aggregated from numeric_values. An hour may come in several rows (unmerged parts)."""
+    key, params = _where(account_id, device_id, stream)
+    names = list(partials)
+    rollup = ", ".join(f"{_PARTIALS[n][0]} AS {n}" for n in names)
+    sql = f"SELECT hour, {rollup} FROM numeric_hourly WHERE {key}"
+    if not start_ms and not end_ms:
+        return sql, params
+    edges = []
+    if start_ms:  # hours from the first whole one on
+        params["first"] = -(-start_ms // HOUR_MS) * HOUR_MS
+        sql += " AND hour >= {first:Int64}"
+        edges.append("ts < fromUnixTimestamp64Milli({first:Int64}, 'UTC')")
+    if end_ms:  # hours that end at or before end_ms
+        params["stop"] = (end_ms + 1) // HOUR_MS * HOUR_MS
+        sql += " AND hour < {stop:Int64}"
+        edges.append("ts >= fromUnixTimestamp64Milli({stop:Int64}, 'UTC')")
+    where, bounds = _where(account_id, device_id, stream, start_ms, end_ms)
+    params.update(bounds)
+    values = ", ".join(f"{_PARTIALS[n][1]} AS {n}" for n in names)
+    return (
+        f"{sql} UNION ALL SELECT {_HOUR} AS hour, {values} FROM numeric_values"
+        f" WHERE {where} AND ({' OR '.join(edges)}) GROUP BY hour"
+    ), params
+
+
 class ValueQueries:
     """Queries of `numeric_values` and `text_values`; every one is scoped by account and device."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Deletes fix numeric_hourly one at a time; while one runs (and for a read that
+        # overlapped one: `_fixes` counts starts and ends) reads take the values table.
+        self._fix_lock = asyncio.Lock()
+        self._fixing = 0
+        self._fixes = 0
+
+    @contextlib.asynccontextmanager
+    async def _fixing_hours(self) -> AsyncIterator[None]:
+        async with self._fix_lock:
+            self._fixing += 1
+            self._fixes += 1
+            try:
+                yield
+            finally:
+                self._fixing -= 1
+                self._fixes += 1
+
+    async def _hourly_or(
+        self, hourly: Callable[[], Awaitable[Any]], values: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """`hourly`'s answer unless a delete was fixing numeric_hourly meanwhile, else `values`'."""
+        seen = self._fixes
+        if not self._fixing:
+            answer = await hourly()
+            if self._fixes == seen:
+                return answer
+        return await values()
 
     async def since(
         self, devices: list[tuple[str, str]], after_version: int, upto_version: int, limit: int
@@ -124,24 +211,41 @@ class ValueQueries:
     async def delete_range(
         self, account_id: str, device_id: str, stream: str, kind: str, from_ms: int, end_ms: int
     ) -> None:
-        """Delete the stream's values with from_ms <= timestamp <= end_ms."""
+        """Delete the stream's values with from_ms <= timestamp <= end_ms.
+
+        The hours touched are then aggregated again in numeric_hourly from what is left.
+        """
         where, params = _where(account_id, device_id, stream)
-        where += (
-            " AND ts >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')"
-            " AND ts <= fromUnixTimestamp64Milli({to:Int64}, 'UTC')"
-        )
-        await self._delete(_table(kind), where, {**params, "from": from_ms, "to": end_ms})
+        deleted = {**params, "from": from_ms, "to": end_ms}
+        hours = {**params, "first": from_ms // HOUR_MS * HOUR_MS,
+                 "stop": end_ms // HOUR_MS * HOUR_MS + HOUR_MS}  # fmt: skip
+        async with self._fixing_hours():
+            await self._delete(
+                _table(kind),
+                f"{where} AND ts >= fromUnixTimestamp64Milli({{from:Int64}}, 'UTC')"
+                " AND ts <= fromUnixTimestamp64Milli({to:Int64}, 'UTC')",
+                deleted,
+            )
+            if kind == NUMERIC:
+                await self.db.command(
+                    f"DELETE FROM numeric_hourly WHERE {where}"
+                    " AND hour >= {first:Int64} AND hour < {stop:Int64}",
+                    hours,
+                )
+                await self.db.command(_REAGGREGATE.format(where=where), hours)
 
     async def delete_stream(self, account_id: str, device_id: str, stream: str) -> None:
         """Delete every value of the stream, of either kind."""
-        where, params = _where(account_id, device_id, stream)
-        await asyncio.gather(*(self._delete(t, where, params) for t in _TABLES.values()))
-        await self.db.command(f"DELETE FROM rewritten_streams WHERE {where}", params)
+        await self._delete_all(*_where(account_id, device_id, stream))
 
     async def delete_device(self, account_id: str, device_id: str) -> None:
-        where, params = _where(account_id, device_id)
-        await asyncio.gather(*(self._delete(t, where, params) for t in _TABLES.values()))
-        await self.db.command(f"DELETE FROM rewritten_streams WHERE {where}", params)
+        await self._delete_all(*_where(account_id, device_id))
+
+    async def _delete_all(self, where: str, params: dict[str, Any]) -> None:
+        async with self._fixing_hours():
+            await asyncio.gather(*(self._delete(t, where, params) for t in _TABLES.values()))
+            await self.db.command(f"DELETE FROM numeric_hourly WHERE {where}", params)
+            await self.db.command(f"DELETE FROM rewritten_streams WHERE {where}", params)
 
     async def rewritten_streams(self) -> set[tuple[str, str, str]]:
         """(account, device, stream) of the streams where a timestamp may repeat."""
@@ -150,12 +254,16 @@ class ValueQueries:
 
     # reads of one stream
     async def latest_all(self) -> dict[tuple[str, str, str], Point]:
-        """(account, device, stream) -> latest (timestamp_ms, value) of every stream."""
+        """(account, device, stream) -> latest (timestamp_ms, value) of every stream.
+
+        Not FINAL: of the rows at a stream's newest timestamp the one written last wins.
+        """
         latest: dict[tuple[str, str, str], Point] = {}
         for table in _TABLES.values():
             rows = await self.db.query(
                 "SELECT account_id, device_id, stream, toUnixTimestamp64Milli(max(ts)),"
-                f" argMax(value, ts) FROM {table} FINAL GROUP BY account_id, device_id, stream"
+                f" argMax(value, (ts, version)) FROM {table}"
+                " GROUP BY account_id, device_id, stream"
             )
             for account_id, device_id, stream, ts, value in rows:
                 key = (account_id, device_id, stream)
@@ -163,8 +271,10 @@ class ValueQueries:
                     latest[key] = (ts, value)
         return latest
 
-    async def latest(self, account_id: str, device_id: str, stream: str, kind: str) -> Point | None:
-        rows = await self.list(account_id, device_id, stream, kind, limit=1)
+    async def latest(
+        self, account_id: str, device_id: str, stream: str, kind: str, final: bool = True
+    ) -> Point | None:
+        rows = await self.list(account_id, device_id, stream, kind, limit=1, final=final)
         return rows[0] if rows else None
 
     async def list(
@@ -180,8 +290,12 @@ class ValueQueries:
         limit: int = 100,
         sort: str = "timestamp",
         dir: str = "desc",
+        final: bool = True,
     ) -> Points:
-        """Values with start_ms <= timestamp <= end_ms (0: unbounded), min <= value <= max."""
+        """Values with start_ms <= timestamp <= end_ms (0: unbounded), min <= value <= max.
+
+        `final` False: the stream never repeats a timestamp, so rows need no deduplication.
+        """
         table = _table(kind)
         if kind == TEXT and (min is not None or max is not None):
             raise ValueError("min and max apply to numeric streams only")
@@ -192,7 +306,7 @@ class ValueQueries:
         if sort == "value":
             order += f", ts {_DIRS[dir]}"  # equal values in a stable order
         return await self.db.query(
-            f"SELECT toUnixTimestamp64Milli(ts), value FROM {table} FINAL WHERE {where}"
+            f"SELECT toUnixTimestamp64Milli(ts), value FROM {table}{_final(final)} WHERE {where}"
             f" ORDER BY {order} LIMIT {{limit:UInt64}}",
             {**params, "limit": limit},
         )
@@ -209,11 +323,14 @@ class ValueQueries:
         min: float | None = None,
         max: float | None = None,
         limit: int = 100,
+        final: bool = True,
     ) -> Samples:
         """Newest first: every `interval`-th value (nth), or `type` per bucket of `interval` s.
 
         Buckets start at multiples of `interval` seconds since the epoch, computed on
-        milliseconds (toStartOfInterval would clamp timestamps outside 1970-2106).
+        milliseconds (toStartOfInterval would clamp timestamps outside 1970-2106). Buckets of
+        whole hours come from numeric_hourly unless `final` (a stream whose timestamps may
+        repeat) or a min/max filter.
         """
         if interval < 1:
             raise ValueError("interval must be at least 1")
@@ -223,8 +340,20 @@ class ValueQueries:
         # nth: only the newest limit * interval values can be picked, so number just those.
         params.update(interval=interval, limit=limit, scan=limit * interval)
         if type == "nth":
-            return await self.db.query(_NTH.format(where=where), params)
-        return await self.db.query(_BUCKETS.format(where=where, f=_AGGREGATES[type]), params)
+            return await self.db.query(_NTH.format(where=where, final=_final(final)), params)
+        values = _BUCKETS.format(where=where, f=_AGGREGATES[type], final=_final(final))
+        if final or min is not None or max is not None or interval % 3600:
+            return await self.db.query(values, params)
+        merge, partials = _MERGES[type]
+        hours, hour_params = _hours(account_id, device_id, stream, start_ms, end_ms, partials)
+        hourly = (
+            f"SELECT hour - positiveModulo(hour, {{interval:Int64}} * 1000) AS bucket, {merge}"
+            f" FROM ({hours}) GROUP BY bucket ORDER BY bucket DESC LIMIT {{limit:UInt64}}"
+        )
+        hour_params.update(interval=interval, limit=limit)
+        return await self._hourly_or(
+            lambda: self.db.query(hourly, hour_params), lambda: self.db.query(values, params)
+        )
 
     async def stats(
         self,
@@ -235,14 +364,29 @@ class ValueQueries:
         end_ms: int = 0,
         min: float | None = None,
         max: float | None = None,
+        final: bool = True,
     ) -> dict[str, Any]:
-        """count, min, max, avg and population stddev of a numeric stream (None when empty)."""
+        """count, min, max, avg and population stddev of a numeric stream (None when empty).
+
+        Whole hours come from numeric_hourly unless `final` or a min/max filter (see sample).
+        """
         where, params = _where(account_id, device_id, stream, start_ms, end_ms, min, max)
-        ((count, lo, hi, avg, stddev),) = await self.db.query(
+        values = (
             "SELECT count(), min(value), max(value), avg(value), stddevPop(value)"
-            f" FROM numeric_values FINAL WHERE {where}",
-            params,
+            f" FROM numeric_values{_final(final)} WHERE {where}"
         )
+        if final or min is not None or max is not None:
+            rows = await self.db.query(values, params)
+        else:
+            hours, hour_params = _hours(account_id, device_id, stream, start_ms, end_ms, _PARTIALS)
+            hourly = (
+                "SELECT sum(c), min(lo), max(hi), sum(s) / sum(c), stddevPopMerge(sd)"
+                f" FROM ({hours})"
+            )
+            rows = await self._hourly_or(
+                lambda: self.db.query(hourly, hour_params), lambda: self.db.query(values, params)
+            )
+        ((count, lo, hi, avg, stddev),) = rows
         if not count:  # ClickHouse answers 0 and nan over no rows
             lo = hi = avg = stddev = None
         return {"count": count, "min": lo, "max": hi, "avg": avg, "stddev": stddev}
@@ -257,6 +401,7 @@ class ValueQueries:
         end_ms: int = 0,
         limit: int = 100,
         conditions: Iterable[tuple[str, str, Value]] = (),
+        final: bool = True,
     ) -> Rows:
         """Values of `streams` (name -> kind) grouped by timestamp, newest first.
 
@@ -273,7 +418,7 @@ class ValueQueries:
         params.update(common, limit=limit, numeric=names[NUMERIC], text=names[TEXT])
         rows = await self.db.query(
             "SELECT toUnixTimestamp64Milli(ts) AS t, groupArray(stream), groupArray(num),"
-            f" groupArray(txt) FROM ({_device_union(names, where, pruned=not having)})"
+            f" groupArray(txt) FROM ({_device_union(names, where, not having, final)})"
             f" GROUP BY ts{' HAVING ' + having if having else ''}"
             " ORDER BY ts DESC LIMIT {limit:UInt64}",
             params,
@@ -281,13 +426,13 @@ class ValueQueries:
         return [(t, _values(streams, *columns)) for t, *columns in rows]
 
 
-def _device_union(names: dict[str, list[str]], where: str, pruned: bool) -> str:
+def _device_union(names: dict[str, list[str]], where: str, pruned: bool, final: bool) -> str:
     """(ts, stream, num, txt) rows of the named streams of both tables."""
     # Without conditions a timestamp in the newest `limit` is among the newest `limit` of
     # every stream that has a value there, so each stream's older rows need not be read.
     per_stream = " ORDER BY stream, ts DESC LIMIT {limit:UInt64} BY stream" if pruned else ""
     return " UNION ALL ".join(
-        f"SELECT ts, stream, {num} AS num, {txt} AS txt FROM {_TABLES[kind]} FINAL"
+        f"SELECT ts, stream, {num} AS num, {txt} AS txt FROM {_TABLES[kind]}{_final(final)}"
         f" WHERE {where} AND stream IN {{{kind_param}:Array(String)}}{per_stream}"
         for kind, num, txt, kind_param in (
             (NUMERIC, "value", "''", "numeric"),
