@@ -369,22 +369,59 @@ class Series:
         self, account_id: str, device_id: str, stream: str, kind: str, from_ms: int, end_ms: int
     ) -> None:
         """Delete the stream's values with from_ms <= timestamp <= end_ms."""
-        await self.flush()
-        await self.queries.delete_range(account_id, device_id, stream, kind, from_ms, end_ms)
+        written = await self._deleting(
+            account_id, device_id,
+            lambda: self.queries.delete_range(account_id, device_id, stream, kind, from_ms, end_ms),
+        )  # fmt: skip
+        await self._distrust(written & {(account_id, device_id, stream)})
 
     async def delete_stream(self, account_id: str, device_id: str, stream: str) -> None:
         """Delete every value of the stream, of either kind."""
-        await self.flush()
-        await self.queries.delete_stream(account_id, device_id, stream)
+        written = await self._deleting(
+            account_id, device_id, lambda: self.queries.delete_stream(account_id, device_id, stream)
+        )
         self.latest.pop((device_id, stream), None)
         self.rewritten.discard((account_id, device_id, stream))
+        await self._distrust(written & {(account_id, device_id, stream)})
 
     async def delete_device(self, account_id: str, device_id: str) -> None:
-        await self.flush()
-        await self.queries.delete_device(account_id, device_id)
+        written = await self._deleting(
+            account_id, device_id, lambda: self.queries.delete_device(account_id, device_id)
+        )
         for key in [k for k in self.latest if k[0] == device_id]:
             del self.latest[key]
         self.rewritten = {k for k in self.rewritten if k[:2] != (account_id, device_id)}
+        await self._distrust(written)
+
+    async def _deleting(
+        self, account_id: str, device_id: str, delete: Callable[[], Any]
+    ) -> set[StreamKey]:
+        """Run `delete` once what is buffered is inserted; the device's streams written meanwhile.
+
+        A delete fixes the stream's hourly aggregates (numeric_hourly) apart from its rows: a
+        row inserted between the two may be counted twice there, or survive in one only.
+        """
+        written: set[StreamKey] = set()
+
+        def note(columns: Columns) -> None:
+            if columns[0][0] == account_id and columns[1][0] == device_id:
+                written.update((account_id, device_id, stream) for stream in columns[2])
+
+        self.listeners.append(note)
+        try:
+            await self.flush()
+            await delete()
+        finally:
+            self.listeners.remove(note)
+        return written
+
+    async def _distrust(self, keys: set[StreamKey]) -> None:
+        """Streams written while they were being deleted from: from now on read them like
+        rewritten streams (from the values table, FINAL), not from hourly aggregates."""
+        fresh = keys - self.rewritten
+        if fresh:
+            await self._persist_rewritten(fresh)
+            self.rewritten |= fresh
 
     # reads
     def _final(self, account_id: str, device_id: str, stream: str) -> bool:
@@ -397,26 +434,37 @@ class Series:
         await self._flushed(upto_version)
         return await self.queries.since(devices, after_version, upto_version, limit)
 
-    async def latest_point(self, account_id: str, device_id: str, stream: str, kind: str) -> Point | None:  # fmt: skip
+    async def _read(self, method: Callable[..., Any], account_id: str, device_id: str,
+                    streams: Iterable[str], *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+        """`method` without FINAL and hourly aggregates allowed if no stream read is rewritten,
+        and again with FINAL if a write made one so while it ran (it may have seen both rows)."""
         await self.visible(account_id, device_id)
-        return await self.queries.latest(account_id, device_id, stream, kind)
+        streams = list(streams)
+        final = any(self._final(account_id, device_id, s) for s in streams)
+        answer = await method(account_id, device_id, *args, final=final, **kwargs)
+        if not final and any(self._final(account_id, device_id, s) for s in streams):
+            answer = await method(account_id, device_id, *args, final=True, **kwargs)
+        return answer
+
+    async def latest_point(self, account_id: str, device_id: str, stream: str, kind: str) -> Point | None:  # fmt: skip
+        return await self._read(self.queries.latest, account_id, device_id, [stream], stream, kind)
 
     async def list(self, account_id: str, device_id: str, stream: str, kind: str,
                    *args: Any, **kwargs: Any) -> Points:  # fmt: skip
-        await self.visible(account_id, device_id)
-        return await self.queries.list(account_id, device_id, stream, kind, *args, **kwargs)
+        return await self._read(self.queries.list, account_id, device_id, [stream], stream, kind,
+                                *args, **kwargs)  # fmt: skip
 
     async def sample(self, account_id: str, device_id: str, stream: str,
                      *args: Any, **kwargs: Any) -> Samples:  # fmt: skip
-        await self.visible(account_id, device_id)
-        return await self.queries.sample(account_id, device_id, stream, *args, **kwargs)
+        return await self._read(self.queries.sample, account_id, device_id, [stream], stream,
+                                *args, **kwargs)  # fmt: skip
 
     async def stats(self, account_id: str, device_id: str, stream: str,
                     *args: Any, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
-        await self.visible(account_id, device_id)
-        return await self.queries.stats(account_id, device_id, stream, *args, **kwargs)
+        return await self._read(self.queries.stats, account_id, device_id, [stream], stream,
+                                *args, **kwargs)  # fmt: skip
 
-    async def device_rows(self, account_id: str, device_id: str, *args: Any,
-                          **kwargs: Any) -> Rows:  # fmt: skip
-        await self.visible(account_id, device_id)
-        return await self.queries.device_rows(account_id, device_id, *args, **kwargs)
+    async def device_rows(self, account_id: str, device_id: str, streams: dict[str, str],
+                          *args: Any, **kwargs: Any) -> Rows:  # fmt: skip
+        return await self._read(self.queries.device_rows, account_id, device_id, streams,
+                                streams, *args, **kwargs)  # fmt: skip
