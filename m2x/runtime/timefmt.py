@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
+
+import numpy as np
 
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 # What devices send nearly always: UTC with a `Z` and up to 9 fractional digits. This form is
@@ -48,3 +51,106 @@ def parse_iso(text: str) -> int:
         raise ValueError("timestamp out of range") from None
     seconds_since = int(moment.timestamp() // 1)
     return seconds_since * 1000 + moment.microsecond // 1000
+
+
+# parse_iso_many converts the `_UTC_FORM` timestamps of a batch together, as rows of ASCII bytes
+# of one length: checked against a template (digits -> "0"), then digits weighed into fields.
+# YYYY-MM-DDTHH:MM:SSZ, or with a fraction of 1 to 9 digits: YYYY-MM-DDTHH:MM:SS.fffffffffZ
+_LENGTHS = frozenset((20, *range(22, 31)))
+_ZERO_DIGITS = bytes(48 if 48 <= byte <= 57 else byte for byte in range(256))
+_FIELDS = (  # the (column, weight) of each digit of a field in a row
+    ((0, 1000), (1, 100), (2, 10), (3, 1)),  # year
+    ((5, 10), (6, 1)),  # month
+    ((8, 10), (9, 1)),  # day
+    ((11, 10), (12, 1)),  # hour
+    ((14, 10), (15, 1)),  # minute
+    ((17, 10), (18, 1)),  # second
+    ((20, 100), (21, 10), (22, 1)),  # millisecond: the first 3 digits of the fraction
+)
+_YEARS = np.arange(10_000)
+_LEAP = ((_YEARS % 4 == 0) & ((_YEARS % 100 != 0) | (_YEARS % 400 == 0))).astype(np.int64)
+_PAST = _YEARS - 1
+_YEAR_START = _PAST * 365 + _PAST // 4 - _PAST // 100 + _PAST // 400 + 1 - _EPOCH_DAY
+# Indexed by leap * 100 + month (two digits); months 0 and 13 to 99 have no days.
+_MONTH_LENGTH = np.zeros(200, np.int64)
+_MONTH_LENGTH[1:13] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+_MONTH_LENGTH[101:113] = _MONTH_LENGTH[1:13]
+_MONTH_LENGTH[102] = 29
+_MONTH_START = np.zeros(200, np.int64)
+_MONTH_START[2:13] = np.cumsum(_MONTH_LENGTH[1:12])
+_MONTH_START[102:113] = np.cumsum(_MONTH_LENGTH[101:112])
+# Below this many texts the fixed cost of the array operations exceeds that of parse_iso.
+_BULK_MIN = 16
+
+
+@lru_cache(maxsize=16)
+def _row_layout(length: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Template (with the line break), digit weights and their offset for rows of `length`."""
+    fraction = b"." + b"0" * (length - 21) if length > 20 else b""
+    template = b"0000-00-00T00:00:00" + fraction + b"Z\n"
+    # float32 is exact here: every product and sum of bytes (< 256) and weights is an integer
+    # below 2**24, and it halves the cost of the matrix product against float64.
+    weights = np.zeros((length + 1, len(_FIELDS)), np.float32)
+    for field, places in enumerate(_FIELDS):
+        for column, weight in places:
+            if column < length - 1:  # rows without (some) fraction digits have 0 for them
+                weights[column, field] = weight
+    return template, weights, -48 * weights.sum(axis=0)
+
+
+def parse_iso_many(texts: Sequence[object]) -> list[int]:
+    """`[parse_iso(t) for t in texts]`, raising the same ValueError, at a fraction of the CPU.
+
+    UTC timestamps with a `Z` are converted together; any other text (an offset, a space, an
+    impossible date...) goes through parse_iso on its own.
+    """
+    count = len(texts)
+    data = _lines(texts) if count >= _BULK_MIN else None
+    if data is None:
+        return [parse_iso(text) for text in texts]  # type: ignore[arg-type]
+    length = len(texts[0])  # type: ignore[arg-type]
+    if len(data) == count * (length + 1) and length in _LENGTHS:
+        # Only when every text has the first one's length are the line breaks where the
+        # template (compared in _parse_rows) expects them.
+        millis, fast = _parse_rows(np.frombuffer(data, np.uint8).reshape(count, -1), length)
+    else:
+        millis, fast = np.zeros(count, np.int64), np.zeros(count, bool)
+        buffer = np.frombuffer(data, np.uint8)
+        ends = np.flatnonzero(buffer == 10)
+        lengths = np.diff(ends, prepend=-1) - 1
+        for length in _LENGTHS.intersection(np.unique(lengths).tolist()):
+            which = np.flatnonzero(lengths == length)
+            rows = buffer[(ends[which] - length)[:, None] + np.arange(length + 1)]
+            millis[which], fast[which] = _parse_rows(rows, length)
+    out: list[int] = millis.tolist()
+    for index in np.flatnonzero(~fast).tolist():
+        out[index] = parse_iso(texts[index])  # type: ignore[arg-type]
+    return out
+
+
+def _lines(texts: Sequence[object]) -> bytes | None:
+    """The texts as ASCII lines, each ended by a line break; None unless they are all that."""
+    try:
+        joined = "\n".join(texts)  # type: ignore[arg-type]  # TypeError unless all are str
+        data = joined.encode("ascii") + b"\n"
+    except (TypeError, UnicodeEncodeError):
+        return None
+    return data if joined.count("\n") == len(texts) - 1 else None
+
+
+def _parse_rows(rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Milliseconds of rows of `length` bytes and a line break, and which had the UTC form."""
+    template, weights, offset = _row_layout(length)
+    canonical = rows.tobytes().translate(_ZERO_DIGITS)
+    if canonical == template * len(rows):
+        fast = np.ones(len(rows), bool)
+    else:
+        fast = np.frombuffer(canonical, f"S{length + 1}") == template
+    fields = (rows.astype(np.float32) @ weights + offset).astype(np.int64)
+    year, month, day, hour, minute, second, millisecond = fields.T
+    month = _LEAP.take(year, mode="clip") * 100 + month
+    fast &= (year >= 1) & (day >= 1) & (day <= _MONTH_LENGTH.take(month, mode="clip"))
+    fast &= (hour < 24) & (minute < 60) & (second < 60)
+    days = _YEAR_START.take(year, mode="clip") + _MONTH_START.take(month, mode="clip") + day - 1
+    seconds = (days * 24 + hour) * 3600 + minute * 60 + second
+    return seconds * 1000 + millisecond, fast
