@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from adapters.api.context import Call
@@ -11,7 +11,7 @@ from adapters.api.fields import FieldReader
 from adapters.api.messages import ApiResponse
 from adapters.api.rpc import call
 from m2x.runtime.errors import NotFound, ValidationFailed
-from m2x.runtime.timefmt import iso_ms, parse_iso
+from m2x.runtime.timefmt import iso_ms, parse_iso, parse_iso_many
 from m2x.storage.v1 import storage_pb2 as pb
 
 ACCEPTED = {"status": "accepted"}
@@ -112,7 +112,12 @@ def _column(
     """Values of one stream as columns: numbers when all are numbers, texts otherwise."""
     part = pb.StreamValues(stream=name, timestamps_ms=[t for t, _ in entries])
     values = [v for _, v in entries]
-    if any(isinstance(v, bool) or not isinstance(v, int | float | str) for v in values):
+    kinds = set(map(type, values))  # what JSON bodies hold, decided without a loop per value
+    if kinds <= {float, int}:
+        part.numbers.extend(map(float, values))
+    elif kinds == {str}:
+        part.texts.extend(values)
+    elif any(isinstance(v, bool) or not isinstance(v, int | float | str) for v in values):
         fields.fail(where, "not_valid")
     elif all(isinstance(v, int | float) for v in values):
         part.numbers.extend(float(v) for v in values)
@@ -134,6 +139,52 @@ def _entries(
             return []
         entries.append((_timestamp(fields, entry, default_ts, where), entry["value"]))
     return entries
+
+
+def _bulk_columns(columns: Iterable[tuple[Any, Any]]) -> list[pb.StreamValues] | None:
+    """Streams of well-formed entry lists, all timestamps converted at once; None when anything
+    is not, for the exact per-value path (_entries and _column) to find every error."""
+    names, stamps, values = [], [], []
+    try:
+        for name, raw in columns:
+            if type(raw) is not list or not raw or len(raw) > MAX_VALUES:
+                return None
+            # TypeError when an entry is not an object, KeyError when a field is missing.
+            stamps += [entry["timestamp"] for entry in raw]
+            values.append([entry["value"] for entry in raw])
+            names.append(str(name))
+        millis = parse_iso_many(stamps)
+    except (KeyError, TypeError, ValueError):
+        return None
+    parts, end = [], 0
+    for name, column in zip(names, values, strict=True):
+        start, end = end, end + len(column)
+        kinds = set(map(type, column))  # exact types: a bool is not a number here
+        if kinds == {float}:
+            part = pb.StreamValues(stream=name, timestamps_ms=millis[start:end], numbers=column)
+        elif kinds <= {int, float}:
+            numbers = list(map(float, column))
+            part = pb.StreamValues(stream=name, timestamps_ms=millis[start:end], numbers=numbers)
+        elif kinds == {str}:
+            part = pb.StreamValues(stream=name, timestamps_ms=millis[start:end], texts=column)
+        else:
+            return None
+        parts.append(part)
+    return parts
+
+
+def _streams(fields: FieldReader, values: Any) -> list[pb.StreamValues]:
+    """The streams of an /updates body: stream name -> entries."""
+    if not isinstance(values, Mapping) or not values:
+        fields.fail("values", "not_present" if not values else "not_valid")
+        return []
+    parts = _bulk_columns(values.items())
+    if parts is None:
+        parts = [
+            _column(str(name), _entries(fields, raw, str(name), None), fields, str(name))
+            for name, raw in values.items()
+        ]
+    return parts
 
 
 def read_location(fields: FieldReader, raw: Any, default_ts: int) -> pb.Location | None:
@@ -192,9 +243,12 @@ async def post_values(c: Call) -> ApiResponse:
     body = c.body_object()
     fields = FieldReader(body)
     name = c.params["stream"]
-    part = _column(name, _entries(fields, body.get("values"), "values", None), fields, "values")
+    parts = _bulk_columns([(name, body.get("values"))])
+    if parts is None:
+        raw = body.get("values")
+        parts = [_column(name, _entries(fields, raw, "values", None), fields, "values")]
     fields.done()
-    return await write_values(c, [part], None, single=name)
+    return await write_values(c, parts, None, single=name)
 
 
 async def post_update(c: Call) -> ApiResponse:
@@ -219,15 +273,7 @@ async def post_updates(c: Call) -> ApiResponse:
     """Many values per stream (spec §8.2)."""
     body = c.body_object()
     fields = FieldReader(body)
-    values = body.get("values")
-    parts = []
-    if not isinstance(values, Mapping) or not values:
-        fields.fail("values", "not_present" if not values else "not_valid")
-    else:
-        for name, raw in values.items():
-            parts.append(
-                _column(str(name), _entries(fields, raw, str(name), None), fields, str(name))
-            )
+    parts = _streams(fields, body.get("values"))
     location = read_location(fields, body.get("location"), now_ms())
     fields.done()
     return await write_values(c, parts, location)
