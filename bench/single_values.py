@@ -104,6 +104,8 @@ async def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--streams", type=int, default=4, help="streams of the device written")
+    parser.add_argument("--http-workers", type=int, default=os.cpu_count() or 1,
+                        help="HTTP adapter processes (default: one per core)")  # fmt: skip
     args = parser.parse_args()
     binary = ensure_package("wrk", "wrk")
     load_before = os.getloadavg()[0]  # other work on the machine skews the figures
@@ -134,7 +136,7 @@ async def main() -> None:
             bare.kill()
             await bare.wait()
 
-        async with product(work / "m2x") as stack:
+        async with product(work / "m2x", args.http_workers) as stack:
             _, master = await stack.new_account()
             devices = []
             for name in ("warm-up", "bench"):
