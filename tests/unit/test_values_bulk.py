@@ -1,0 +1,100 @@
+"""The bulk conversion of value entries against the per-value path it stands in for."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from adapters.api.fields import FieldReader
+from adapters.api.values_routes import MAX_VALUES, _bulk_columns, _column, _entries, _streams
+from m2x.storage.v1 import storage_pb2 as pb
+
+BASE_MS = 1_600_000_000_000
+
+
+def per_value(values: dict[Any, Any]) -> tuple[list[pb.StreamValues], dict[str, list[str]]]:
+    """What the routes did before bulk conversion: every entry on its own."""
+    fields = FieldReader({})
+    parts = [
+        _column(str(name), _entries(fields, raw, str(name), None), fields, str(name))
+        for name, raw in values.items()
+    ]
+    return parts, fields.errors
+
+
+def stamp(rng: random.Random, ms: int) -> str:
+    seconds, millis = divmod(ms, 1000)
+    text = f"2020-09-13T12:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    form = rng.randrange(4)
+    if form == 0:
+        return text + f".{millis:03d}Z"
+    if form == 1:
+        return text + f".{millis:03d}{rng.randrange(1000):03d}Z"
+    if form == 2:
+        return text + "Z"
+    return text + f".{millis:03d}+00:00"
+
+
+def entry(rng: random.Random, ms: int, kind: str, broken: float) -> Any:
+    value: Any = {"number": rng.random() * 100, "integer": rng.randrange(-5, 5), "text": "on"}[kind]
+    if rng.random() >= broken:
+        return {"timestamp": stamp(rng, ms), "value": value}
+    return rng.choice([
+        {"value": value}, {"timestamp": stamp(rng, ms)}, {"timestamp": None, "value": value},
+        {"timestamp": "noon", "value": value}, {"timestamp": ms, "value": value},
+        {"timestamp": stamp(rng, ms), "value": True}, {"timestamp": stamp(rng, ms), "value": None},
+        {"timestamp": stamp(rng, ms), "value": [1]}, {"timestamp": stamp(rng, ms), "value": {}},
+        {"timestamp": stamp(rng, ms), "value": "12.5"}, {"timestamp": stamp(rng, ms), "value": 7},
+        {"timestamp": "2020-02-30T00:00:00Z", "value": value}, [stamp(rng, ms), value], "x", 3,
+    ])  # fmt: skip
+
+
+def body(rng: random.Random, broken: float) -> dict[Any, Any]:
+    values: dict[Any, Any] = {}
+    for s in range(rng.randrange(1, 6)):
+        kind = rng.choice(["number", "number", "integer", "text"])
+        count = rng.choice([1, 2, 15, 16, 100, 150])
+        raw: Any = [entry(rng, BASE_MS + i * 250, kind, broken) for i in range(count)]
+        if rng.random() < broken:
+            raw = rng.choice([[], {}, "x", None, raw[0]])
+        values[f"s{s}"] = raw
+    return values
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_bulk_conversion_matches_the_per_value_path(seed: int) -> None:
+    rng = random.Random(seed)
+    for broken in (0.0, 0.0, 0.001, 0.05, 0.5):
+        values = body(rng, broken)
+        expected, errors = per_value(values)
+        bulk = _bulk_columns(values.items())
+        if bulk is not None:
+            assert not errors, values
+            assert bulk == expected
+        fields = FieldReader({})  # what the route gets, either way
+        assert (_streams(fields, values), fields.errors) == (expected, errors)
+
+
+def test_well_formed_bodies_take_the_bulk_path() -> None:
+    rng = random.Random(5)
+    for _ in range(20):
+        values = body(rng, 0.0)
+        assert _bulk_columns(values.items()) == per_value(values)[0]
+
+
+def test_too_many_entries_are_refused_as_before() -> None:
+    raw = [{"timestamp": "2020-01-01T00:00:00Z", "value": 1.0}] * (MAX_VALUES + 1)
+    assert _bulk_columns([("s", raw)]) is None
+    fields = FieldReader({})
+    _streams(fields, {"s": raw})
+    assert fields.errors == {"s": ["not_valid"]}
+
+
+def test_mixed_texts_and_numbers_are_texts_as_before() -> None:
+    raw = [{"timestamp": "2020-01-01T00:00:00Z", "value": v} for v in ["on", 1, 2.5] * 10]
+    fields = FieldReader({})
+    (part,) = _streams(fields, {"s": raw})
+    assert not fields.errors
+    assert list(part.texts) == ["on", "1", "2.5"] * 10
