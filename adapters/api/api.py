@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -18,6 +19,10 @@ from m2x.runtime.errors import DomainError, NotFound, PermissionDenied, Unauthen
 logger = logging.getLogger(__name__)
 
 DEVICE_PREFIX = "/v2/devices/"
+# Paths whose route is remembered: matching walks every pattern of the path's length, which
+# costs more than the rest of the pipeline of a small write.
+ROUTE_CACHE = 8192
+UNLIMITED = Verdict(True, 0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +36,19 @@ class Limits:
 
 class Api:
     def __init__(self, routes: RouteTable, services: Services, limits: Limits) -> None:
+        """`routes` is complete: a route added to it later may be missed."""
         self.routes = routes
         self.services = services
         self.limits = limits
         self.limiter = RateLimiter()
+        self._routes_of = functools.lru_cache(maxsize=ROUTE_CACHE)(routes.match)
+
+    def match(self, path: str) -> Match | None:
+        match = self._routes_of(path)
+        if match is None:
+            return None
+        # A match of its own: its parameters are the handler's to use as it likes.
+        return Match(match.pattern, dict(match.params), match.endpoints)
 
     async def handle(self, request: ApiRequest, failure: DomainError | None = None) -> ApiResponse:
         """Answer one request; never raises.
@@ -42,7 +56,7 @@ class Api:
         `failure` is an error the transport found before the API could see the request (an
         undecodable or oversized body...): it is answered like any other, rate limits included.
         """
-        match = self.routes.match(request.path)
+        match = self.match(request.path)
         principal: Principal | None = None
         verdict: Verdict | None = None
         try:
@@ -84,17 +98,20 @@ class Api:
         self, request: ApiRequest, principal: Principal | None, match: Match | None
     ) -> Verdict:
         if principal is None:
-            return self.limiter.hit("ip:" + request.client, self.limits.per_ip)
-        verdict = self.limiter.hit("key:" + principal.key, self.limits.per_key)
+            return self._hit("ip:" + request.client, self.limits.per_ip)
+        verdict = self._hit("key:" + principal.key, self.limits.per_key)
+        if not self.limits.per_device_writes:
+            return verdict
         target = _device_write_target(request, match)
         if target is None:
             return verdict
         device = self.limiter.hit(target, self.limits.per_device_writes)
-        if not self.limits.per_device_writes:
-            return verdict
         # The device rule is the one reported; a request over the key's limit still fails.
         allowed = verdict.allowed and device.allowed
         return Verdict(allowed, device.limit, device.remaining if allowed else 0, device.reset)
+
+    def _hit(self, bucket: str, limit: int) -> Verdict:
+        return self.limiter.hit(bucket, limit) if limit else UNLIMITED
 
     def _too_many(self, verdict: Verdict, principal: Principal | None) -> ApiResponse:
         scope = "IP address" if principal is None else "API key"
