@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 
@@ -77,14 +77,15 @@ async def _read_body(request: web.Request) -> bytes:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
-    request_id.set(request.headers.get("X-Request-Id") or uuid.uuid4().hex)
-    if tracing_enabled():
-        with _tracer.start_as_current_span(f"HTTP {request.method}", kind=trace.SpanKind.SERVER):
-            response = await _answer(request)
-    else:
-        response = await _answer(request)
+    request_id.set(request.headers.get("X-Request-Id") or secrets.token_hex(16))
+    response = await _answer(request)
     _latency.record((time.perf_counter() - started) * 1000, {"http.method": request.method})
     return response
+
+
+async def handle_traced(request: web.Request) -> web.StreamResponse:
+    with _tracer.start_as_current_span(f"HTTP {request.method}", kind=trace.SpanKind.SERVER):
+        return await handle(request)
 
 
 async def _answer(request: web.Request) -> web.Response:
@@ -149,5 +150,6 @@ def create_app(settings: HttpSettings, routes: RouteTable | None = None) -> web.
             yield
 
     app.cleanup_ctx.append(backends)
-    app.router.add_route("*", "/{tail:.*}", handle)
+    # Telemetry is set up before the app is created; a span per request only when it traces.
+    app.router.add_route("*", "/{tail:.*}", handle_traced if tracing_enabled() else handle)
     return app
