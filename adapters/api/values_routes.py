@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from m2x.storage.v1 import storage_pb2 as pb
 
 ACCEPTED = {"status": "accepted"}
 MAX_VALUES = 10_000  # per stream per request
+_TIMESTAMP, _VALUE = operator.itemgetter("timestamp"), operator.itemgetter("value")
 
 
 def now_ms() -> int:
@@ -150,8 +152,8 @@ def _bulk_columns(columns: Iterable[tuple[Any, Any]]) -> list[pb.StreamValues] |
             if type(raw) is not list or not raw or len(raw) > MAX_VALUES:
                 return None
             # TypeError when an entry is not an object, KeyError when a field is missing.
-            stamps += [entry["timestamp"] for entry in raw]
-            values.append([entry["value"] for entry in raw])
+            stamps += map(_TIMESTAMP, raw)
+            values.append(list(map(_VALUE, raw)))
             names.append(str(name))
         millis = parse_iso_many(stamps)
     except (KeyError, TypeError, ValueError):

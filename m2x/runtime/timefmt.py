@@ -141,16 +141,14 @@ def _lines(texts: Sequence[object]) -> bytes | None:
 def _parse_rows(rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Milliseconds of rows of `length` bytes and a line break, and which had the UTC form."""
     template, weights, offset = _row_layout(length)
-    canonical = rows.tobytes().translate(_ZERO_DIGITS)
-    if canonical == template * len(rows):
-        fast = np.ones(len(rows), bool)
-    else:
-        fast = np.frombuffer(canonical, f"S{length + 1}") == template
     fields = (rows.astype(np.float32) @ weights + offset).astype(np.int64)
     year, month, day, hour, minute, second, millisecond = fields.T
     month = _LEAP.take(year, mode="clip") * 100 + month
-    fast &= (year >= 1) & (day >= 1) & (day <= _MONTH_LENGTH.take(month, mode="clip"))
+    fast = (year >= 1) & (day >= 1) & (day <= _MONTH_LENGTH.take(month, mode="clip"))
     fast &= (hour < 24) & (minute < 60) & (second < 60)
+    canonical = rows.tobytes().translate(_ZERO_DIGITS)
+    if canonical != template * len(rows):  # not all of the form: which are?
+        fast &= np.frombuffer(canonical, f"S{length + 1}") == template
     days = _YEAR_START.take(year, mode="clip") + _MONTH_START.take(month, mode="clip") + day - 1
     seconds = (days * 24 + hour) * 3600 + minute * 60 + second
     return seconds * 1000 + millisecond, fast
