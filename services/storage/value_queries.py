@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from m2x.runtime.clickhouse import Database
@@ -36,13 +36,16 @@ _BUCKETS = (
     " {{interval:Int64}} * 1000) AS bucket, {f} FROM numeric_values{final} WHERE {where}"
     " GROUP BY bucket ORDER BY bucket DESC LIMIT {{limit:UInt64}}"
 )
-# numeric_hourly (migration 0005): per hour of a stream, partial aggregates that merge into
-# each sampling type and the stats. name -> (its numeric_hourly column, the same over values)
+# numeric_hourly (migrations 0005, 0006): per hour of a stream, partial aggregates that merge
+# into each sampling type and the stats, and the hour's first and last timestamp (f, l).
+# name -> (its numeric_hourly column, the same over values)
 HOUR_MS = 3_600_000
 _HOUR = "toUnixTimestamp64Milli(ts) - positiveModulo(toUnixTimestamp64Milli(ts), 3600000)"
 _PARTIALS = {
     "c": ("count", "count()"), "s": ("sum", "sum(value)"), "lo": ("min", "min(value)"),
     "hi": ("max", "max(value)"), "sd": ("stddev", "stddevPopState(value)"),
+    "f": ("first_ms", "min(toUnixTimestamp64Milli(ts))"),
+    "l": ("last_ms", "max(toUnixTimestamp64Milli(ts))"),
 }  # fmt: skip
 _MERGES = {  # sampling type -> (merge of partials, partials it needs)
     "min": ("min(lo)", ("lo",)), "max": ("max(hi)", ("hi",)),
@@ -50,8 +53,9 @@ _MERGES = {  # sampling type -> (merge of partials, partials it needs)
     "sum": ("sum(s)", ("s",)), "stddev": ("stddevPopMerge(sd)", ("sd",)),
 }  # fmt: skip
 _REAGGREGATE = (
-    f"INSERT INTO numeric_hourly SELECT account_id, device_id, stream, {_HOUR} AS hour,"
-    " count(), sum(value), min(value), max(value), stddevPopState(value) FROM numeric_values"
+    "INSERT INTO numeric_hourly (account_id, device_id, stream, hour, count, sum, min, max,"
+    f" stddev, first_ms, last_ms) SELECT account_id, device_id, stream, {_HOUR} AS hour,"
+    f" {', '.join(values for _, values in _PARTIALS.values())} FROM numeric_values"
     " WHERE {where} AND ts >= fromUnixTimestamp64Milli({{first:Int64}}, 'UTC')"
     " AND ts < fromUnixTimestamp64Milli({{stop:Int64}}, 'UTC')"
     " GROUP BY account_id, device_id, stream, hour"
@@ -107,6 +111,28 @@ def _where(
     return " AND ".join(clauses), params
 
 
+def _rollup(
+    account_id: str,
+    device_id: str,
+    stream: str,
+    start_ms: int,
+    end_ms: int,
+    partials: Iterable[str],
+) -> tuple[str, dict[str, Any]]:
+    """SQL of (hour, partials..., f, l) rows of numeric_hourly of every hour the range
+    start_ms <= timestamp <= end_ms (0: unbounded) touches, also the hours it cuts."""
+    key, params = _where(account_id, device_id, stream)
+    columns = ", ".join(f"{_PARTIALS[n][0]} AS {n}" for n in [*partials, "f", "l"])
+    sql = f"SELECT hour, {columns} FROM numeric_hourly WHERE {key}"
+    if start_ms:
+        params["from_hour"] = start_ms // HOUR_MS * HOUR_MS
+        sql += " AND hour >= {from_hour:Int64}"
+    if end_ms:
+        params["to_hour"] = end_ms // HOUR_MS * HOUR_MS
+        sql += " AND hour <= {to_hour:Int64}"
+    return sql, params
+
+
 def _hours(
     account_id: str,
     device_id: str,
@@ -115,15 +141,13 @@ def _hours(
     end_ms: int,
     partials: Iterable[str],
 ) -> tuple[str, dict[str, Any]]:
-    """SQL of (hour, partials...) rows over start_ms <= timestamp <= end_ms (0: unbounded):
-    the hours wholly inside from numeric_hourly, the partly covered ones at either end
-    aggregated from numeric_values. An hour may come in several rows (unmerged parts)."""
+    """SQL of (hour, partials..., f, l) rows over start_ms <= timestamp <= end_ms (0:
+    unbounded): the hours wholly inside from numeric_hourly, the ones it cuts aggregated from
+    numeric_values. An hour may come in several rows (unmerged parts)."""
     key, params = _where(account_id, device_id, stream)
-    names = list(partials)
+    names = [*partials, "f", "l"]
     rollup = ", ".join(f"{_PARTIALS[n][0]} AS {n}" for n in names)
     sql = f"SELECT hour, {rollup} FROM numeric_hourly WHERE {key}"
-    if not start_ms and not end_ms:
-        return sql, params
     edges = []
     if start_ms:  # hours from the first whole one on
         params["first"] = -(-start_ms // HOUR_MS) * HOUR_MS
@@ -133,6 +157,8 @@ def _hours(
         params["stop"] = (end_ms + 1) // HOUR_MS * HOUR_MS
         sql += " AND hour < {stop:Int64}"
         edges.append("ts >= fromUnixTimestamp64Milli({stop:Int64}, 'UTC')")
+    if not edges:
+        return sql, params
     where, bounds = _where(account_id, device_id, stream, start_ms, end_ms)
     params.update(bounds)
     values = ", ".join(f"{_PARTIALS[n][1]} AS {n}" for n in names)
@@ -164,16 +190,37 @@ class ValueQueries:
                 self._fixing -= 1
                 self._fixes += 1
 
-    async def _hourly_or(
-        self, hourly: Callable[[], Awaitable[Any]], values: Callable[[], Awaitable[Any]]
-    ) -> Any:
-        """`hourly`'s answer unless a delete was fixing numeric_hourly meanwhile, else `values`'."""
+    async def _hourly(
+        self,
+        outer: str,
+        params: dict[str, Any],
+        account_id: str,
+        device_id: str,
+        stream: str,
+        start_ms: int,
+        end_ms: int,
+        partials: Iterable[str],
+    ) -> list[tuple[Any, ...]] | None:
+        """Rows of `outer` (its last columns min(f), max(l)) over hour rows; None if a delete
+        was fixing numeric_hourly meanwhile (`_fixes` counts their starts and ends).
+
+        First over the rollup rows of every hour the range touches: exact if the values of
+        the hours it cuts all lie inside it, which min(f), max(l) of each row tell. Else
+        again with the cut hours aggregated from numeric_values.
+        """
         seen = self._fixes
-        if not self._fixing:
-            answer = await hourly()
-            if self._fixes == seen:
-                return answer
-        return await values()
+        if self._fixing:
+            return None
+        rollup, rollup_params = _rollup(account_id, device_id, stream, start_ms, end_ms, partials)
+        rows = await self.db.query(outer.replace("{rows}", rollup), {**params, **rollup_params})
+        inside = all(
+            (not start_ms or row[-2] >= start_ms) and (not end_ms or row[-1] <= end_ms)
+            for row in rows
+        )
+        if not inside:
+            hours, hour_params = _hours(account_id, device_id, stream, start_ms, end_ms, partials)
+            rows = await self.db.query(outer.replace("{rows}", hours), {**params, **hour_params})
+        return [row[:-2] for row in rows] if self._fixes == seen else None
 
     async def since(
         self, devices: list[tuple[str, str]], after_version: int, upto_version: int, limit: int
@@ -345,15 +392,17 @@ class ValueQueries:
         if final or min is not None or max is not None or interval % 3600:
             return await self.db.query(values, params)
         merge, partials = _MERGES[type]
-        hours, hour_params = _hours(account_id, device_id, stream, start_ms, end_ms, partials)
         hourly = (
-            f"SELECT hour - positiveModulo(hour, {{interval:Int64}} * 1000) AS bucket, {merge}"
-            f" FROM ({hours}) GROUP BY bucket ORDER BY bucket DESC LIMIT {{limit:UInt64}}"
+            "SELECT hour - positiveModulo(hour, {interval:Int64} * 1000) AS bucket, "
+            + merge
+            + ", min(f), max(l) FROM ({rows}) GROUP BY bucket ORDER BY bucket DESC"
+            " LIMIT {limit:UInt64}"
         )
-        hour_params.update(interval=interval, limit=limit)
-        return await self._hourly_or(
-            lambda: self.db.query(hourly, hour_params), lambda: self.db.query(values, params)
-        )
+        rows = await self._hourly(
+            hourly, {"interval": interval, "limit": limit},
+            account_id, device_id, stream, start_ms, end_ms, partials,
+        )  # fmt: skip
+        return await self.db.query(values, params) if rows is None else rows
 
     async def stats(
         self,
@@ -375,17 +424,19 @@ class ValueQueries:
             "SELECT count(), min(value), max(value), avg(value), stddevPop(value)"
             f" FROM numeric_values{_final(final)} WHERE {where}"
         )
-        if final or min is not None or max is not None:
-            rows = await self.db.query(values, params)
-        else:
-            hours, hour_params = _hours(account_id, device_id, stream, start_ms, end_ms, _PARTIALS)
+        rows = None
+        if not final and min is None and max is None:
             hourly = (
-                "SELECT sum(c), min(lo), max(hi), sum(s) / sum(c), stddevPopMerge(sd)"
-                f" FROM ({hours})"
+                "SELECT sum(c), min(lo), max(hi), sum(s) / sum(c), stddevPopMerge(sd), min(f),"
+                " max(l) FROM ({rows}) HAVING sum(c) > 0"
             )
-            rows = await self._hourly_or(
-                lambda: self.db.query(hourly, hour_params), lambda: self.db.query(values, params)
+            rows = await self._hourly(
+                hourly, {}, account_id, device_id, stream, start_ms, end_ms, "c s lo hi sd".split()
             )
+            if rows == []:  # no values in the range
+                rows = [(0, None, None, None, None)]
+        if rows is None:
+            rows = await self.db.query(values, params)
         ((count, lo, hi, avg, stddev),) = rows
         if not count:  # ClickHouse answers 0 and nan over no rows
             lo = hi = avg = stddev = None

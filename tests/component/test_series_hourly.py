@@ -198,7 +198,8 @@ async def test_writes_racing_deletes_leave_consistent_answers(series: Remote) ->
 
 async def test_values_stored_before_the_hourly_table_are_aggregated(tmp_path: Path) -> None:
     before, after = tmp_path / "before", tmp_path / "after"
-    for folder, names in ((before, MIGRATIONS[:-1]), (after, MIGRATIONS)):
+    older = [m for m in MIGRATIONS if m.name < "0005"]
+    for folder, names in ((before, older), (after, MIGRATIONS)):
         folder.mkdir()
         for migration in names:
             shutil.copy(migration, folder)
