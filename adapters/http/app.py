@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 import time
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
@@ -77,7 +77,7 @@ async def _read_body(request: web.Request) -> bytes:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
-    request_id.set(request.headers.get("X-Request-Id") or secrets.token_hex(16))
+    request_id.set(request.headers.get("X-Request-Id") or os.urandom(16).hex())
     response = await _answer(request)
     _latency.record((time.perf_counter() - started) * 1000, {"http.method": request.method})
     return response
