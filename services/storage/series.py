@@ -440,11 +440,37 @@ class Series:
         and again with FINAL if a write made one so while it ran (it may have seen both rows)."""
         await self.visible(account_id, device_id)
         streams = list(streams)
+        if len(streams) == 1 and self._final(account_id, device_id, streams[0]):
+            await self._settle(account_id, device_id, streams[0])
         final = any(self._final(account_id, device_id, s) for s in streams)
         answer = await method(account_id, device_id, *args, final=final, **kwargs)
         if not final and any(self._final(account_id, device_id, s) for s in streams):
             answer = await method(account_id, device_id, *args, final=True, **kwargs)
         return answer
+
+    async def _settle(self, account_id: str, device_id: str, stream: str) -> None:
+        """A rewritten stream is read without FINAL again once ValueQueries.settle made each
+        timestamp appear once (a late value for a new timestamp, e.g. from writers racing
+        each other, marks a stream rewritten too); tried when it is read, at most once a
+        minute, and undone if the stream was written meanwhile."""
+        key = (account_id, device_id, stream)
+        if not self.queries.may_settle(key):
+            return
+        settled = False
+
+        async def settle() -> None:
+            nonlocal settled
+            settled = await self.queries.settle(account_id, device_id, stream)
+
+        written = await self._deleting(account_id, device_id, settle)
+        if not settled or key in written or key not in self.rewritten:
+            return
+        # No await from the check to here: a write that still saw the stream rewritten
+        # already told its listeners.
+        self.rewritten.discard(key)
+        await self.queries.forget_rewritten(account_id, device_id, stream)
+        if key in self.rewritten:  # rewritten again meanwhile: its row may be the one deleted
+            await self._persist_rewritten({key})
 
     async def latest_point(self, account_id: str, device_id: str, stream: str, kind: str) -> Point | None:  # fmt: skip
         return await self._read(self.queries.latest, account_id, device_id, [stream], stream, kind)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -56,10 +57,17 @@ _REAGGREGATE = (
     "INSERT INTO numeric_hourly (account_id, device_id, stream, hour, count, sum, min, max,"
     f" stddev, first_ms, last_ms) SELECT account_id, device_id, stream, {_HOUR} AS hour,"
     f" {', '.join(values for _, values in _PARTIALS.values())} FROM numeric_values"
-    " WHERE {where} AND ts >= fromUnixTimestamp64Milli({{first:Int64}}, 'UTC')"
-    " AND ts < fromUnixTimestamp64Milli({{stop:Int64}}, 'UTC')"
-    " GROUP BY account_id, device_id, stream, hour"
+    " WHERE {where} GROUP BY account_id, device_id, stream, hour"
 )
+_HOURS_RANGE = (
+    " AND ts >= fromUnixTimestamp64Milli({first:Int64}, 'UTC')"
+    " AND ts < fromUnixTimestamp64Milli({stop:Int64}, 'UTC')"
+)
+# A rewritten stream is settled (see ValueQueries.settle) if it holds at least _SETTLE_ROWS
+# values (FINAL costs little below) and a later write replaced at most _MAX_REPLACED of them.
+_SETTLE_ROWS = 10_000
+_MAX_REPLACED = 100_000
+_SETTLE_EVERY = 60.0  # seconds between attempts to settle one stream
 _SORTS = {"timestamp": "ts", "value": "value"}
 _DIRS = {"asc": "ASC", "desc": "DESC"}
 _NUMERIC_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "=", "match": "="}
@@ -178,6 +186,7 @@ class ValueQueries:
         self._fix_lock = asyncio.Lock()
         self._fixing = 0
         self._fixes = 0
+        self._settle_after: dict[tuple[str, str, str], float] = {}  # -> time.monotonic()
 
     @contextlib.asynccontextmanager
     async def _fixing_hours(self) -> AsyncIterator[None]:
@@ -279,7 +288,7 @@ class ValueQueries:
                     " AND hour >= {first:Int64} AND hour < {stop:Int64}",
                     hours,
                 )
-                await self.db.command(_REAGGREGATE.format(where=where), hours)
+                await self.db.command(_REAGGREGATE.format(where=where + _HOURS_RANGE), hours)
 
     async def delete_stream(self, account_id: str, device_id: str, stream: str) -> None:
         """Delete every value of the stream, of either kind."""
@@ -293,6 +302,56 @@ class ValueQueries:
             await asyncio.gather(*(self._delete(t, where, params) for t in _TABLES.values()))
             await self.db.command(f"DELETE FROM numeric_hourly WHERE {where}", params)
             await self.db.command(f"DELETE FROM rewritten_streams WHERE {where}", params)
+
+    def may_settle(self, key: tuple[str, str, str]) -> bool:
+        """Whether to try `settle` on the stream now: at most once every _SETTLE_EVERY s."""
+        now = time.monotonic()
+        if self._settle_after.get(key, 0.0) > now:
+            return False
+        if len(self._settle_after) > 10_000:
+            self._settle_after = {k: t for k, t in self._settle_after.items() if t > now}
+        self._settle_after[key] = now + _SETTLE_EVERY
+        return True
+
+    async def settle(self, account_id: str, device_id: str, stream: str) -> bool:
+        """Make a stream whose timestamps may repeat hold each timestamp once: delete the rows
+        a later write replaced, aggregate its hours again. False if not worth it or too many
+        were replaced. Whoever calls must make sure no write of the stream was inserted
+        meanwhile.
+        """
+        where, params = _where(account_id, device_id, stream)
+        ((size,),) = await self.db.query(
+            f"SELECT (SELECT sum(count) FROM numeric_hourly WHERE {where})"
+            f" + (SELECT count() FROM text_values WHERE {where})",
+            params,
+        )
+        if size < _SETTLE_ROWS:
+            return False
+        async with self._fixing_hours():
+            for table in _TABLES.values():
+                replaced = await self.db.query(
+                    "SELECT toUnixTimestamp64Milli(ts) AS t, arrayJoin(arrayFilter(v -> v <"
+                    f" max(version), groupArray(version))) FROM {table} WHERE {where}"
+                    " GROUP BY account_id, device_id, stream, ts HAVING count() > 1"
+                    f" LIMIT {_MAX_REPLACED + 1} SETTINGS optimize_aggregation_in_order = 1",
+                    params,
+                )
+                if len(replaced) > _MAX_REPLACED:
+                    return False
+                if replaced:
+                    await self._delete(
+                        table,
+                        f"{where} AND (toUnixTimestamp64Milli(ts), version) IN"
+                        " {replaced:Array(Tuple(Int64, UInt64))}",
+                        {**params, "replaced": replaced},
+                    )
+            await self.db.command(f"DELETE FROM numeric_hourly WHERE {where}", params)
+            await self.db.command(_REAGGREGATE.format(where=where), params)
+        return True
+
+    async def forget_rewritten(self, account_id: str, device_id: str, stream: str) -> None:
+        where, params = _where(account_id, device_id, stream)
+        await self.db.command(f"DELETE FROM rewritten_streams WHERE {where}", params)
 
     async def rewritten_streams(self) -> set[tuple[str, str, str]]:
         """(account, device, stream) of the streams where a timestamp may repeat."""

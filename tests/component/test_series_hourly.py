@@ -211,3 +211,29 @@ async def test_values_stored_before_the_hourly_table_are_aggregated(tmp_path: Pa
     async with running(tmp_path / "db", after) as second:
         remote = await second.open("storage")
         await assert_agrees(remote, "a", points)
+
+
+async def test_a_read_settles_a_big_rewritten_stream(tmp_path: Path, migrations: Path) -> None:
+    points = points_over(40, 12_000, "settle")
+    later, earlier = points[6000:], points[:6000]  # the newer half arrives first
+    replaced = {t: v + 500 for t, v in points[100:600]}  # then some timestamps again
+    final = [(t, replaced.get(t, v)) for t, v in points]
+    async with running(tmp_path / "db", migrations) as first:
+        remote = await first.open("storage")
+        for part in (later, earlier, list(replaced.items())):
+            await remote.write(A, D, [("a", [t for t, _ in part], [v for _, v in part])])
+            await remote.flush()
+        await remote.write(A, D, [("small", [T0 + 1], [1.0])])
+        await remote.write(A, D, [("small", [T0], [2.0])])
+        assert await remote.rewritten() == [[A, D, "a"], [A, D, "small"]]
+        assert same_stats(await remote.stats(A, D, "a"), python_stats(final))
+        assert same_stats(await remote.stats(A, D, "small"), python_stats([(0, 1.0), (0, 2.0)]))
+        assert await remote.rewritten() == [[A, D, "small"]]  # too small to be worth it
+        await assert_agrees(remote, "a", final)
+        listed = await remote.list(A, D, "a", "numeric", limit=100_000, dir="asc")
+        assert [tuple(p) for p in listed] == final
+        await first.call("storage", "close")
+    async with running(tmp_path / "db", migrations) as second:
+        remote = await second.open("storage")
+        assert await remote.rewritten() == [[A, D, "small"]]
+        await assert_agrees(remote, "a", final)
