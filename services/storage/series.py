@@ -452,7 +452,7 @@ class Series:
         """A rewritten stream is read without FINAL again once ValueQueries.settle made each
         timestamp appear once (a late value for a new timestamp, e.g. from writers racing
         each other, marks a stream rewritten too); tried when it is read, at most once a
-        minute, and undone if the stream was written meanwhile."""
+        minute, and not if the stream was written meanwhile."""
         key = (account_id, device_id, stream)
         if not self.queries.may_settle(key):
             return
@@ -461,16 +461,16 @@ class Series:
         async def settle() -> None:
             nonlocal settled
             settled = await self.queries.settle(account_id, device_id, stream)
+            if settled:
+                await self.queries.forget_rewritten(account_id, device_id, stream)
 
         written = await self._deleting(account_id, device_id, settle)
-        if not settled or key in written or key not in self.rewritten:
-            return
-        # No await from the check to here: a write that still saw the stream rewritten
-        # already told its listeners.
-        self.rewritten.discard(key)
-        await self.queries.forget_rewritten(account_id, device_id, stream)
-        if key in self.rewritten:  # rewritten again meanwhile: its row may be the one deleted
+        if settled and key in written:  # keep it rewritten, also after a restart
             await self._persist_rewritten({key})
+        elif settled:
+            # No await since the listener was removed: every write that saw the stream
+            # rewritten was noted; later ones see it append-only and mark it if need be.
+            self.rewritten.discard(key)
 
     async def latest_point(self, account_id: str, device_id: str, stream: str, kind: str) -> Point | None:  # fmt: skip
         return await self._read(self.queries.latest, account_id, device_id, [stream], stream, kind)
