@@ -473,24 +473,29 @@ class Series:
             self.rewritten.discard(key)
 
     async def latest_point(self, account_id: str, device_id: str, stream: str, kind: str) -> Point | None:  # fmt: skip
-        return await self._read(self.queries.latest, account_id, device_id, [stream], stream, kind)
+        point: Point | None = await self._read(self.queries.latest, account_id, device_id, [stream], stream, kind)  # fmt: skip
+        return point
 
     async def list(self, account_id: str, device_id: str, stream: str, kind: str,
                    *args: Any, **kwargs: Any) -> Points:  # fmt: skip
-        return await self._read(self.queries.list, account_id, device_id, [stream], stream, kind,
-                                *args, **kwargs)  # fmt: skip
+        points: Points = await self._read(self.queries.list, account_id, device_id, [stream],
+                                          stream, kind, *args, **kwargs)  # fmt: skip
+        return points
 
     async def sample(self, account_id: str, device_id: str, stream: str,
                      *args: Any, **kwargs: Any) -> Samples:  # fmt: skip
-        return await self._read(self.queries.sample, account_id, device_id, [stream], stream,
-                                *args, **kwargs)  # fmt: skip
+        samples: Samples = await self._read(self.queries.sample, account_id, device_id, [stream],
+                                            stream, *args, **kwargs)  # fmt: skip
+        return samples
 
     async def stats(self, account_id: str, device_id: str, stream: str,
                     *args: Any, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
-        return await self._read(self.queries.stats, account_id, device_id, [stream], stream,
-                                *args, **kwargs)  # fmt: skip
+        stats: dict[str, Any] = await self._read(self.queries.stats, account_id, device_id,
+                                                 [stream], stream, *args, **kwargs)  # fmt: skip
+        return stats
 
     async def device_rows(self, account_id: str, device_id: str, streams: dict[str, str],
                           *args: Any, **kwargs: Any) -> Rows:  # fmt: skip
-        return await self._read(self.queries.device_rows, account_id, device_id, streams,
-                                streams, *args, **kwargs)  # fmt: skip
+        rows: Rows = await self._read(self.queries.device_rows, account_id, device_id, streams,
+                                      streams, *args, **kwargs)  # fmt: skip
+        return rows

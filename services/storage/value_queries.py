@@ -5,12 +5,12 @@ visible (flushes them) before it calls in."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from m2x.runtime.clickhouse import Database
+from services.storage.hourly import MERGES, Hourly
 
 NUMERIC, TEXT = "numeric", "alphanumeric"
 _TABLES = {NUMERIC: "numeric_values", TEXT: "text_values"}
@@ -36,32 +36,6 @@ _BUCKETS = (
     "SELECT toUnixTimestamp64Milli(ts) - positiveModulo(toUnixTimestamp64Milli(ts),"
     " {{interval:Int64}} * 1000) AS bucket, {f} FROM numeric_values{final} WHERE {where}"
     " GROUP BY bucket ORDER BY bucket DESC LIMIT {{limit:UInt64}}"
-)
-# numeric_hourly (migrations 0005, 0006): per hour of a stream, partial aggregates that merge
-# into each sampling type and the stats, and the hour's first and last timestamp (f, l).
-# name -> (its numeric_hourly column, the same over values)
-HOUR_MS = 3_600_000
-_HOUR = "toUnixTimestamp64Milli(ts) - positiveModulo(toUnixTimestamp64Milli(ts), 3600000)"
-_PARTIALS = {
-    "c": ("count", "count()"), "s": ("sum", "sum(value)"), "lo": ("min", "min(value)"),
-    "hi": ("max", "max(value)"), "sd": ("stddev", "stddevPopState(value)"),
-    "f": ("first_ms", "min(toUnixTimestamp64Milli(ts))"),
-    "l": ("last_ms", "max(toUnixTimestamp64Milli(ts))"),
-}  # fmt: skip
-_MERGES = {  # sampling type -> (merge of partials, partials it needs)
-    "min": ("min(lo)", ("lo",)), "max": ("max(hi)", ("hi",)),
-    "count": ("toFloat64(sum(c))", ("c",)), "avg": ("sum(s) / sum(c)", ("s", "c")),
-    "sum": ("sum(s)", ("s",)), "stddev": ("stddevPopMerge(sd)", ("sd",)),
-}  # fmt: skip
-_REAGGREGATE = (
-    "INSERT INTO numeric_hourly (account_id, device_id, stream, hour, count, sum, min, max,"
-    f" stddev, first_ms, last_ms) SELECT account_id, device_id, stream, {_HOUR} AS hour,"
-    f" {', '.join(values for _, values in _PARTIALS.values())} FROM numeric_values"
-    " WHERE {where} GROUP BY account_id, device_id, stream, hour"
-)
-_HOURS_RANGE = (
-    " AND ts >= fromUnixTimestamp64Milli({first:Int64}, 'UTC')"
-    " AND ts < fromUnixTimestamp64Milli({stop:Int64}, 'UTC')"
 )
 # A rewritten stream is settled (see ValueQueries.settle) if it holds at least _SETTLE_ROWS
 # values (FINAL costs little below) and a later write replaced at most _MAX_REPLACED of them.
@@ -119,117 +93,13 @@ def _where(
     return " AND ".join(clauses), params
 
 
-def _rollup(
-    account_id: str,
-    device_id: str,
-    stream: str,
-    start_ms: int,
-    end_ms: int,
-    partials: Iterable[str],
-) -> tuple[str, dict[str, Any]]:
-    """SQL of (hour, partials..., f, l) rows of numeric_hourly of every hour the range
-    start_ms <= timestamp <= end_ms (0: unbounded) touches, also the hours it cuts."""
-    key, params = _where(account_id, device_id, stream)
-    columns = ", ".join(f"{_PARTIALS[n][0]} AS {n}" for n in [*partials, "f", "l"])
-    sql = f"SELECT hour, {columns} FROM numeric_hourly WHERE {key}"
-    if start_ms:
-        params["from_hour"] = start_ms // HOUR_MS * HOUR_MS
-        sql += " AND hour >= {from_hour:Int64}"
-    if end_ms:
-        params["to_hour"] = end_ms // HOUR_MS * HOUR_MS
-        sql += " AND hour <= {to_hour:Int64}"
-    return sql, params
-
-
-def _hours(
-    account_id: str,
-    device_id: str,
-    stream: str,
-    start_ms: int,
-    end_ms: int,
-    partials: Iterable[str],
-) -> tuple[str, dict[str, Any]]:
-    """SQL of (hour, partials..., f, l) rows over start_ms <= timestamp <= end_ms (0:
-    unbounded): the hours wholly inside from numeric_hourly, the ones it cuts aggregated from
-    numeric_values. An hour may come in several rows (unmerged parts)."""
-    key, params = _where(account_id, device_id, stream)
-    names = [*partials, "f", "l"]
-    rollup = ", ".join(f"{_PARTIALS[n][0]} AS {n}" for n in names)
-    sql = f"SELECT hour, {rollup} FROM numeric_hourly WHERE {key}"
-    edges = []
-    if start_ms:  # hours from the first whole one on
-        params["first"] = -(-start_ms // HOUR_MS) * HOUR_MS
-        sql += " AND hour >= {first:Int64}"
-        edges.append("ts < fromUnixTimestamp64Milli({first:Int64}, 'UTC')")
-    if end_ms:  # hours that end at or before end_ms
-        params["stop"] = (end_ms + 1) // HOUR_MS * HOUR_MS
-        sql += " AND hour < {stop:Int64}"
-        edges.append("ts >= fromUnixTimestamp64Milli({stop:Int64}, 'UTC')")
-    if not edges:
-        return sql, params
-    where, bounds = _where(account_id, device_id, stream, start_ms, end_ms)
-    params.update(bounds)
-    values = ", ".join(f"{_PARTIALS[n][1]} AS {n}" for n in names)
-    return (
-        f"{sql} UNION ALL SELECT {_HOUR} AS hour, {values} FROM numeric_values"
-        f" WHERE {where} AND ({' OR '.join(edges)}) GROUP BY hour"
-    ), params
-
-
 class ValueQueries:
     """Queries of `numeric_values` and `text_values`; every one is scoped by account and device."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        # Deletes fix numeric_hourly one at a time; while one runs (and for a read that
-        # overlapped one: `_fixes` counts starts and ends) reads take the values table.
-        self._fix_lock = asyncio.Lock()
-        self._fixing = 0
-        self._fixes = 0
+        self.hourly = Hourly(db)
         self._settle_after: dict[tuple[str, str, str], float] = {}  # -> time.monotonic()
-
-    @contextlib.asynccontextmanager
-    async def _fixing_hours(self) -> AsyncIterator[None]:
-        async with self._fix_lock:
-            self._fixing += 1
-            self._fixes += 1
-            try:
-                yield
-            finally:
-                self._fixing -= 1
-                self._fixes += 1
-
-    async def _hourly(
-        self,
-        outer: str,
-        params: dict[str, Any],
-        account_id: str,
-        device_id: str,
-        stream: str,
-        start_ms: int,
-        end_ms: int,
-        partials: Iterable[str],
-    ) -> list[tuple[Any, ...]] | None:
-        """Rows of `outer` (its last columns min(f), max(l)) over hour rows; None if a delete
-        was fixing numeric_hourly meanwhile (`_fixes` counts their starts and ends).
-
-        First over the rollup rows of every hour the range touches: exact if the values of
-        the hours it cuts all lie inside it, which min(f), max(l) of each row tell. Else
-        again with the cut hours aggregated from numeric_values.
-        """
-        seen = self._fixes
-        if self._fixing:
-            return None
-        rollup, rollup_params = _rollup(account_id, device_id, stream, start_ms, end_ms, partials)
-        rows = await self.db.query(outer.replace("{rows}", rollup), {**params, **rollup_params})
-        inside = all(
-            (not start_ms or row[-2] >= start_ms) and (not end_ms or row[-1] <= end_ms)
-            for row in rows
-        )
-        if not inside:
-            hours, hour_params = _hours(account_id, device_id, stream, start_ms, end_ms, partials)
-            rows = await self.db.query(outer.replace("{rows}", hours), {**params, **hour_params})
-        return [row[:-2] for row in rows] if self._fixes == seen else None
 
     async def since(
         self, devices: list[tuple[str, str]], after_version: int, upto_version: int, limit: int
@@ -272,35 +142,28 @@ class ValueQueries:
         The hours touched are then aggregated again in numeric_hourly from what is left.
         """
         where, params = _where(account_id, device_id, stream)
-        deleted = {**params, "from": from_ms, "to": end_ms}
-        hours = {**params, "first": from_ms // HOUR_MS * HOUR_MS,
-                 "stop": end_ms // HOUR_MS * HOUR_MS + HOUR_MS}  # fmt: skip
-        async with self._fixing_hours():
+        async with self.hourly.repairing():
             await self._delete(
                 _table(kind),
                 f"{where} AND ts >= fromUnixTimestamp64Milli({{from:Int64}}, 'UTC')"
                 " AND ts <= fromUnixTimestamp64Milli({to:Int64}, 'UTC')",
-                deleted,
+                {**params, "from": from_ms, "to": end_ms},
             )
             if kind == NUMERIC:
-                await self.db.command(
-                    f"DELETE FROM numeric_hourly WHERE {where}"
-                    " AND hour >= {first:Int64} AND hour < {stop:Int64}",
-                    hours,
-                )
-                await self.db.command(_REAGGREGATE.format(where=where + _HOURS_RANGE), hours)
+                await self.hourly.aggregate_again((account_id, device_id, stream), from_ms, end_ms)
 
     async def delete_stream(self, account_id: str, device_id: str, stream: str) -> None:
         """Delete every value of the stream, of either kind."""
-        await self._delete_all(*_where(account_id, device_id, stream))
+        await self._delete_all(account_id, device_id, stream)
 
     async def delete_device(self, account_id: str, device_id: str) -> None:
-        await self._delete_all(*_where(account_id, device_id))
+        await self._delete_all(account_id, device_id)
 
-    async def _delete_all(self, where: str, params: dict[str, Any]) -> None:
-        async with self._fixing_hours():
+    async def _delete_all(self, account_id: str, device_id: str, stream: str | None = None) -> None:
+        where, params = _where(account_id, device_id, stream)
+        async with self.hourly.repairing():
             await asyncio.gather(*(self._delete(t, where, params) for t in _TABLES.values()))
-            await self.db.command(f"DELETE FROM numeric_hourly WHERE {where}", params)
+            await self.hourly.drop(account_id, device_id, stream)
             await self.db.command(f"DELETE FROM rewritten_streams WHERE {where}", params)
 
     def may_settle(self, key: tuple[str, str, str]) -> bool:
@@ -319,15 +182,12 @@ class ValueQueries:
         were replaced. Whoever calls must make sure no write of the stream was inserted
         meanwhile.
         """
-        where, params = _where(account_id, device_id, stream)
-        ((size,),) = await self.db.query(
-            f"SELECT (SELECT sum(count) FROM numeric_hourly WHERE {where})"
-            f" + (SELECT count() FROM text_values WHERE {where})",
-            params,
-        )
-        if size < _SETTLE_ROWS:
+        key = (account_id, device_id, stream)
+        where, params = _where(*key)
+        ((texts,),) = await self.db.query(f"SELECT count() FROM text_values WHERE {where}", params)
+        if texts + await self.hourly.size(key) < _SETTLE_ROWS:
             return False
-        async with self._fixing_hours():
+        async with self.hourly.repairing():
             for table in _TABLES.values():
                 replaced = await self.db.query(
                     "SELECT toUnixTimestamp64Milli(ts) AS t, arrayJoin(arrayFilter(v -> v <"
@@ -345,8 +205,7 @@ class ValueQueries:
                         " {replaced:Array(Tuple(Int64, UInt64))}",
                         {**params, "replaced": replaced},
                     )
-            await self.db.command(f"DELETE FROM numeric_hourly WHERE {where}", params)
-            await self.db.command(_REAGGREGATE.format(where=where), params)
+            await self.hourly.aggregate_again(key, 0, 0)
         return True
 
     async def forget_rewritten(self, account_id: str, device_id: str, stream: str) -> None:
@@ -450,16 +309,16 @@ class ValueQueries:
         values = _BUCKETS.format(where=where, f=_AGGREGATES[type], final=_final(final))
         if final or min is not None or max is not None or interval % 3600:
             return await self.db.query(values, params)
-        merge, partials = _MERGES[type]
+        merge, partials = MERGES[type]
         hourly = (
             "SELECT hour - positiveModulo(hour, {interval:Int64} * 1000) AS bucket, "
             + merge
             + ", min(f), max(l) FROM ({rows}) GROUP BY bucket ORDER BY bucket DESC"
             " LIMIT {limit:UInt64}"
         )
-        rows = await self._hourly(
+        rows = await self.hourly.query(
             hourly, {"interval": interval, "limit": limit},
-            account_id, device_id, stream, start_ms, end_ms, partials,
+            (account_id, device_id, stream), start_ms, end_ms, partials,
         )  # fmt: skip
         return await self.db.query(values, params) if rows is None else rows
 
@@ -489,8 +348,13 @@ class ValueQueries:
                 "SELECT sum(c), min(lo), max(hi), sum(s) / sum(c), stddevPopMerge(sd), min(f),"
                 " max(l) FROM ({rows}) HAVING sum(c) > 0"
             )
-            rows = await self._hourly(
-                hourly, {}, account_id, device_id, stream, start_ms, end_ms, "c s lo hi sd".split()
+            rows = await self.hourly.query(
+                hourly,
+                {},
+                (account_id, device_id, stream),
+                start_ms,
+                end_ms,
+                "c s lo hi sd".split(),
             )
             if rows == []:  # no values in the range
                 rows = [(0, None, None, None, None)]

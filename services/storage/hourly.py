@@ -1,0 +1,174 @@
+"""Hourly aggregates of numeric values (numeric_hourly, migrations 0005 and 0006): stats and
+sampling by whole hours read from them, and deletes fix them.
+
+A materialized view adds a row per (stream, hour) of every INSERT into numeric_values, with
+count, sum, min, max, stddevPop's state and the first and last timestamp; rows of one hour
+merge in the background. The view also counts rows a later write replaced, so only streams
+that hold each timestamp once may be read from here (ValueQueries decides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from m2x.runtime.clickhouse import Database
+
+HOUR_MS = 3_600_000
+_HOUR = "toUnixTimestamp64Milli(ts) - positiveModulo(toUnixTimestamp64Milli(ts), 3600000)"
+# name -> (its numeric_hourly column, the same aggregated over numeric_values)
+PARTIALS = {
+    "c": ("count", "count()"), "s": ("sum", "sum(value)"), "lo": ("min", "min(value)"),
+    "hi": ("max", "max(value)"), "sd": ("stddev", "stddevPopState(value)"),
+    "f": ("first_ms", "min(toUnixTimestamp64Milli(ts))"),
+    "l": ("last_ms", "max(toUnixTimestamp64Milli(ts))"),
+}  # fmt: skip
+MERGES = {  # sampling type -> (merge of partials, partials it needs)
+    "min": ("min(lo)", ("lo",)), "max": ("max(hi)", ("hi",)),
+    "count": ("toFloat64(sum(c))", ("c",)), "avg": ("sum(s) / sum(c)", ("s", "c")),
+    "sum": ("sum(s)", ("s",)), "stddev": ("stddevPopMerge(sd)", ("sd",)),
+}  # fmt: skip
+_AGGREGATE = (
+    "INSERT INTO numeric_hourly (account_id, device_id, stream, hour, count, sum, min, max,"
+    f" stddev, first_ms, last_ms) SELECT account_id, device_id, stream, {_HOUR} AS hour,"
+    f" {', '.join(values for _, values in PARTIALS.values())} FROM numeric_values"
+    " WHERE {where} GROUP BY account_id, device_id, stream, hour"
+)
+_TS_FROM = "ts >= fromUnixTimestamp64Milli({%s:Int64}, 'UTC')"
+_TS_BEFORE = "ts < fromUnixTimestamp64Milli({%s:Int64}, 'UTC')"
+
+
+def _key(account_id: str, device_id: str, stream: str | None) -> tuple[str, dict[str, Any]]:
+    where, params = "account_id = {account:String} AND device_id = {device:String}", {
+        "account": account_id, "device": device_id
+    }  # fmt: skip
+    if stream is not None:
+        where, params["stream"] = where + " AND stream = {stream:String}", stream
+    return where, params
+
+
+def _touched(
+    account_id: str, device_id: str, stream: str, start_ms: int, end_ms: int, names: list[str]
+) -> tuple[str, dict[str, Any]]:
+    """numeric_hourly rows of every hour that start_ms <= timestamp <= end_ms (0: unbounded)
+    touches, also the hours it cuts."""
+    key, params = _key(account_id, device_id, stream)
+    columns = ", ".join(f"{PARTIALS[n][0]} AS {n}" for n in names)
+    sql = f"SELECT hour, {columns} FROM numeric_hourly WHERE {key}"
+    if start_ms:
+        params["from_hour"] = start_ms // HOUR_MS * HOUR_MS
+        sql += " AND hour >= {from_hour:Int64}"
+    if end_ms:
+        params["to_hour"] = end_ms // HOUR_MS * HOUR_MS
+        sql += " AND hour <= {to_hour:Int64}"
+    return sql, params
+
+
+def _cut(
+    account_id: str, device_id: str, stream: str, start_ms: int, end_ms: int, names: list[str]
+) -> tuple[str, dict[str, Any]]:
+    """Rows over start_ms <= timestamp <= end_ms: the hours wholly inside from numeric_hourly,
+    the ones it cuts aggregated from numeric_values."""
+    key, params = _key(account_id, device_id, stream)
+    columns = ", ".join(f"{PARTIALS[n][0]} AS {n}" for n in names)
+    sql = f"SELECT hour, {columns} FROM numeric_hourly WHERE {key}"
+    inside, edges = [], []
+    if start_ms:  # hours from the first whole one on
+        params.update(start=start_ms, first=-(-start_ms // HOUR_MS) * HOUR_MS)
+        sql += " AND hour >= {first:Int64}"
+        inside.append(_TS_FROM % "start")
+        edges.append(_TS_BEFORE % "first")
+    if end_ms:  # hours that end at or before end_ms
+        params.update(end=end_ms + 1, stop=(end_ms + 1) // HOUR_MS * HOUR_MS)
+        sql += " AND hour < {stop:Int64}"
+        inside.append(_TS_BEFORE % "end")
+        edges.append(_TS_FROM % "stop")
+    if not edges:
+        return sql, params
+    values = ", ".join(f"{PARTIALS[n][1]} AS {n}" for n in names)
+    return (
+        f"{sql} UNION ALL SELECT {_HOUR} AS hour, {values} FROM numeric_values WHERE {key}"
+        f" AND {' AND '.join(inside)} AND ({' OR '.join(edges)}) GROUP BY hour"
+    ), params
+
+
+class Hourly:
+    """Reads and repairs of numeric_hourly. Repairs run one at a time; a read that overlaps
+    one answers None (the caller reads numeric_values instead)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = asyncio.Lock()
+        self._running = 0
+        self._changes = 0  # repairs started or finished so far
+
+    @contextlib.asynccontextmanager
+    async def repairing(self) -> AsyncIterator[None]:
+        """Hold while numeric_hourly and numeric_values may disagree."""
+        async with self._lock:
+            self._running += 1
+            self._changes += 1
+            try:
+                yield
+            finally:
+                self._running -= 1
+                self._changes += 1
+
+    async def query(
+        self,
+        outer: str,
+        params: dict[str, Any],
+        key: tuple[str, str, str],
+        start_ms: int,
+        end_ms: int,
+        partials: Iterable[str],
+    ) -> list[tuple[Any, ...]] | None:
+        """Rows of `outer` over `{rows}`, (hour, partials..., f, l) rows of the stream `key`
+        in start_ms <= timestamp <= end_ms; the last two columns of `outer` must be min(f),
+        max(l) and are not returned.
+
+        First over every hour the range touches: exact if the values of the hours it cuts
+        all lie inside it, as min(f) and max(l) tell. Else with the cut hours aggregated
+        from numeric_values. None if a repair ran meanwhile.
+        """
+        seen, names = self._changes, [*partials, "f", "l"]
+        if self._running:
+            return None
+        sql, rows_params = _touched(*key, start_ms, end_ms, names)
+        rows = await self.db.query(outer.replace("{rows}", sql), {**params, **rows_params})
+        if not all(
+            (not start_ms or row[-2] >= start_ms) and (not end_ms or row[-1] <= end_ms)
+            for row in rows
+        ):
+            sql, rows_params = _cut(*key, start_ms, end_ms, names)
+            rows = await self.db.query(outer.replace("{rows}", sql), {**params, **rows_params})
+        return [row[:-2] for row in rows] if self._changes == seen else None
+
+    async def aggregate_again(self, key: tuple[str, str, str], from_ms: int, end_ms: int) -> None:
+        """Aggregate again the stream's hours that from_ms..end_ms touches (0, 0: all of them)
+        from numeric_values. Hold `repairing` around the change of values and this."""
+        where, params = _key(*key)
+        if from_ms or end_ms:
+            params.update(first=from_ms // HOUR_MS * HOUR_MS, stop=end_ms // HOUR_MS * HOUR_MS + HOUR_MS)  # fmt: skip
+            await self.db.command(
+                f"DELETE FROM numeric_hourly WHERE {where}"
+                " AND hour >= {first:Int64} AND hour < {stop:Int64}",
+                params,
+            )
+            where += f" AND {_TS_FROM % 'first'} AND {_TS_BEFORE % 'stop'}"
+        else:
+            await self.db.command(f"DELETE FROM numeric_hourly WHERE {where}", params)
+        await self.db.command(_AGGREGATE.format(where=where), params)
+
+    async def drop(self, account_id: str, device_id: str, stream: str | None = None) -> None:
+        """Delete the hours of a stream, or of every stream of a device."""
+        where, params = _key(account_id, device_id, stream)
+        await self.db.command(f"DELETE FROM numeric_hourly WHERE {where}", params)
+
+    async def size(self, key: tuple[str, str, str]) -> int:
+        """Values of the stream counted in numeric_hourly (a replaced one counts too)."""
+        where, params = _key(*key)
+        rows = await self.db.query(f"SELECT sum(count) FROM numeric_hourly WHERE {where}", params)
+        return int(rows[0][0])
