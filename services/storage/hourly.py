@@ -1,4 +1,4 @@
-"""Hourly aggregates of numeric values (numeric_hourly, migrations 0005 and 0006): stats and
+"""Hourly aggregates of numeric values (numeric_hourly, migration 0005): stats and
 sampling by whole hours read from them, and deletes fix them.
 
 A materialized view adds a row per (stream, hour) of every INSERT into numeric_values, with
@@ -40,7 +40,9 @@ _TS_FROM = "ts >= fromUnixTimestamp64Milli({%s:Int64}, 'UTC')"
 _TS_BEFORE = "ts < fromUnixTimestamp64Milli({%s:Int64}, 'UTC')"
 
 
-def _key(account_id: str, device_id: str, stream: str | None) -> tuple[str, dict[str, Any]]:
+def scope(account_id: str, device_id: str, stream: str | None) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (and its parameters) of one device's rows, or one stream's, in any
+    values table; shared with ValueQueries."""
     where, params = "account_id = {account:String} AND device_id = {device:String}", {
         "account": account_id, "device": device_id
     }  # fmt: skip
@@ -54,7 +56,7 @@ def _touched(
 ) -> tuple[str, dict[str, Any]]:
     """numeric_hourly rows of every hour that start_ms <= timestamp <= end_ms (0: unbounded)
     touches, also the hours it cuts."""
-    key, params = _key(account_id, device_id, stream)
+    key, params = scope(account_id, device_id, stream)
     columns = ", ".join(f"{PARTIALS[n][0]} AS {n}" for n in names)
     sql = f"SELECT hour, {columns} FROM numeric_hourly WHERE {key}"
     if start_ms:
@@ -71,7 +73,7 @@ def _cut(
 ) -> tuple[str, dict[str, Any]]:
     """Rows over start_ms <= timestamp <= end_ms: the hours wholly inside from numeric_hourly,
     the ones it cuts aggregated from numeric_values."""
-    key, params = _key(account_id, device_id, stream)
+    key, params = scope(account_id, device_id, stream)
     columns = ", ".join(f"{PARTIALS[n][0]} AS {n}" for n in names)
     sql = f"SELECT hour, {columns} FROM numeric_hourly WHERE {key}"
     inside, edges = [], []
@@ -149,7 +151,7 @@ class Hourly:
     async def aggregate_again(self, key: tuple[str, str, str], from_ms: int, end_ms: int) -> None:
         """Aggregate again the stream's hours that from_ms..end_ms touches (0, 0: all of them)
         from numeric_values. Hold `repairing` around the change of values and this."""
-        where, params = _key(*key)
+        where, params = scope(*key)
         if from_ms or end_ms:
             params.update(first=from_ms // HOUR_MS * HOUR_MS, stop=end_ms // HOUR_MS * HOUR_MS + HOUR_MS)  # fmt: skip
             await self.db.command(
@@ -164,11 +166,11 @@ class Hourly:
 
     async def drop(self, account_id: str, device_id: str, stream: str | None = None) -> None:
         """Delete the hours of a stream, or of every stream of a device."""
-        where, params = _key(account_id, device_id, stream)
+        where, params = scope(account_id, device_id, stream)
         await self.db.command(f"DELETE FROM numeric_hourly WHERE {where}", params)
 
     async def size(self, key: tuple[str, str, str]) -> int:
         """Values of the stream counted in numeric_hourly (a replaced one counts too)."""
-        where, params = _key(*key)
+        where, params = scope(*key)
         rows = await self.db.query(f"SELECT sum(count) FROM numeric_hourly WHERE {where}", params)
         return int(rows[0][0])

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from m2x.runtime.clickhouse import Database
-from services.storage.hourly import MERGES, Hourly
+from services.storage.hourly import MERGES, Hourly, scope
 
 NUMERIC, TEXT = "numeric", "alphanumeric"
 _TABLES = {NUMERIC: "numeric_values", TEXT: "text_values"}
@@ -77,10 +77,9 @@ def _where(
     hi: float | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """A WHERE clause over one device's rows; user values travel as server-side parameters."""
-    clauses = ["account_id = {account:String}", "device_id = {device:String}"]
-    params: dict[str, Any] = {"account": account_id, "device": device_id}
+    where, params = scope(account_id, device_id, stream)
+    clauses = [where]
     optional = (
-        ("stream = {stream:String}", "stream", stream),
         ("ts >= fromUnixTimestamp64Milli({start:Int64}, 'UTC')", "start", start_ms or None),
         ("ts <= fromUnixTimestamp64Milli({end:Int64}, 'UTC')", "end", end_ms or None),
         ("value >= {lo:Float64}", "lo", lo),

@@ -32,7 +32,7 @@ import pytest_asyncio
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = [ROOT / "services" / "storage" / "migrations" / name
               for name in ("0002_values.sql", "0004_rewritten_streams.sql",
-                           "0005_numeric_hourly.sql", "0006_numeric_hourly_bounds.sql")]  # fmt: skip
+                           "0005_numeric_hourly.sql")]  # fmt: skip
 LINE_LIMIT = 1 << 26
 A, B, D = "acct-a", "acct-b", "dev-1"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
