@@ -22,9 +22,12 @@ class StorageSettings(ServiceSettings):
     )
     flush_rows: int = setting(200_000, "buffered values that make an INSERT go at once", positive)
     max_buffered_rows: int = setting(
-        2_000_000, "buffered values beyond which writes are refused (503) until INSERTs catch up",
+        2_000_000, "values buffered or being inserted beyond which writes wait for INSERTs",
         positive,
     )  # fmt: skip
+    full_wait: float = setting(
+        10.0, "seconds a write waits for room in a full buffer before it is refused (503)", positive
+    )
     wal_dir: str = setting("", "write-ahead log directory; default <data_dir>/storage-wal")
     wal_fsync: bool = setting(
         False, "fdatasync the WAL before answering a write (survives power loss, costs latency)"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from m2x.runtime.errors import ValidationFailed
 
@@ -143,18 +146,18 @@ def validate_location(location: Location) -> list[str] | None:
     return None
 
 
-def numeric_values(texts: list[str]) -> list[float] | None:
+def numeric_values(texts: list[str]) -> np.ndarray | None:
     """Texts sent for a numeric stream as floats, or None when one is not a number."""
     try:
-        numbers = [float(t) for t in texts]
+        numbers = np.array([float(t) for t in texts], np.float64)
     except ValueError:
         return None
-    return numbers if all(math.isfinite(n) for n in numbers) else None
+    return numbers if finite(numbers) else None
 
 
-def text_values(numbers: list[float], texts: list[str]) -> list[str] | None:
+def text_values(numbers: Sequence[float] | np.ndarray, texts: list[str]) -> list[str] | None:
     """Values for an alphanumeric stream, or None when one is too long."""
-    values = texts or [_number_text(n) for n in numbers]
+    values = texts or [_number_text(float(n)) for n in numbers]
     return values if all(len(v) <= MAX_TEXT_VALUE for v in values) else None
 
 
@@ -167,9 +170,12 @@ MIN_TIMESTAMP_MS = -2_208_988_800_000
 MAX_TIMESTAMP_MS = 10_413_791_999_999
 
 
-def timestamps_valid(stamps: list[int]) -> bool:
-    return all(MIN_TIMESTAMP_MS <= t <= MAX_TIMESTAMP_MS for t in stamps)
+def timestamps_valid(stamps: Sequence[int] | np.ndarray) -> bool:
+    stamps = np.asarray(stamps, np.int64)
+    return not stamps.size or (
+        MIN_TIMESTAMP_MS <= stamps.min() and stamps.max() <= MAX_TIMESTAMP_MS
+    )
 
 
-def finite(numbers: list[float]) -> bool:
-    return all(math.isfinite(n) for n in numbers)
+def finite(numbers: Sequence[float] | np.ndarray) -> bool:
+    return bool(np.isfinite(np.asarray(numbers, np.float64)).all())

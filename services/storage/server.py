@@ -33,6 +33,7 @@ async def build_server(
     series = Series(
         db, settings.wal_path, flush_interval=settings.flush_interval,
         flush_rows=settings.flush_rows, max_buffered_rows=settings.max_buffered_rows,
+        full_wait=settings.full_wait,
         fsync=settings.wal_fsync,
     )  # fmt: skip
     await series.start()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import numpy as np
 import orjson
 
 from m2x.runtime.errors import DomainError, ValidationFailed
@@ -171,7 +172,12 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def _write(self, request: pb.WriteValuesRequest) -> int:
         caller, device = self._device(request)
         incoming = [
-            Incoming(s.stream, list(s.timestamps_ms), list(s.numbers), list(s.texts))
+            Incoming(
+                s.stream,
+                np.array(s.timestamps_ms, np.int64),
+                np.array(s.numbers, np.float64),
+                list(s.texts),
+            )
             for s in request.streams
         ]
         location = (

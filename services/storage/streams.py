@@ -6,6 +6,8 @@ import dataclasses
 import time
 from typing import Any
 
+import numpy as np
+
 from m2x.runtime.errors import NotFound, ValidationFailed
 from services.storage.access import Caller, check_stream
 from services.storage.model import (
@@ -35,8 +37,8 @@ class Incoming:
     """Values for one stream as they arrived: numbers or texts, one per timestamp."""
 
     stream: str
-    timestamps_ms: list[int]
-    numbers: list[float]
+    timestamps_ms: np.ndarray  # int64
+    numbers: np.ndarray  # float64
     texts: list[str]
 
 
@@ -86,8 +88,8 @@ class Streams:
         """Store values of several streams (and a location); returns once durable."""
         streams = self.store.streams_of(device.id)
         errors: dict[str, list[str]] = {}
-        numeric: list[tuple[str, list[int], list[float]]] = []
-        text: list[tuple[str, list[int], list[str]]] = []
+        numeric: list[tuple[str, np.ndarray, np.ndarray]] = []
+        text: list[tuple[str, np.ndarray, list[str]]] = []
         for part in incoming:
             check_stream(caller, part.stream)
             stream = streams.get(part.stream)
@@ -95,13 +97,13 @@ class Streams:
             if stream is None:
                 errors[part.stream] = ["Stream not found"]
             elif count != len(part.timestamps_ms) or (
-                bool(part.numbers) == bool(part.texts) and count
+                bool(len(part.numbers)) == bool(part.texts) and count
             ):
                 errors[part.stream] = ["not_valid"]
             elif not timestamps_valid(part.timestamps_ms):
                 errors[part.stream] = ["not_valid"]  # outside 1900..2299
             elif stream.numeric:
-                numbers = part.numbers or numeric_values(part.texts)
+                numbers = part.numbers if len(part.numbers) else numeric_values(part.texts)
                 if numbers is None or not finite(numbers):
                     errors[part.stream] = ["not_numeric"]
                 else:
@@ -124,7 +126,7 @@ class Streams:
             self.state.place(device.id, location)
             self.state.touch(device.id, location.timestamp_ms)
         for _name, stamps, _values in [*numeric, *text]:
-            self.state.touch(device.id, max(stamps))
+            self.state.touch(device.id, int(stamps.max()))
         return stored
 
     # reads

@@ -12,8 +12,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from services.storage.batches import Batch
 from services.storage.series import Series, StoredRow
 
 logger = logging.getLogger(__name__)
@@ -39,17 +39,16 @@ class ValueFeed:
         self._watchers: set[_Watcher] = set()
         series.listeners.append(self._written)
 
-    def _written(self, columns: list[list[Any]]) -> None:
+    def _written(self, batch: Batch) -> None:
         if not self._watchers:
             return
-        accounts, devices, streams, stamps, values, versions = columns
-        key = (accounts[0], devices[0])  # one write is one device's
+        key = (batch.account_id, batch.device_id)
         rows = None
         for watcher in list(self._watchers):
             if key not in watcher.devices or watcher.backlog < 0:
                 continue
             if rows is None:
-                rows = list(zip(accounts, devices, streams, stamps, values, versions, strict=True))
+                rows = batch.stored_rows()
             watcher.backlog += len(rows)
             if watcher.backlog > MAX_BACKLOG:
                 watcher.backlog = -1

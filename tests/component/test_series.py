@@ -81,6 +81,9 @@ async def _run(call: dict[str, Any], path: Path, migrations: Path, opened: dict)
         del opened[database]
         await series.close()
         return db.close()
+    if method == "sql":  # a statement on the database, e.g. to make INSERTs fail
+        await db.command(*args)
+        return None
     if method.startswith("_"):
         raise ValueError(f"not a public method: {method}")
     attribute = getattr(series, method)
@@ -409,6 +412,28 @@ async def test_buffer_is_inserted_after_the_interval(child: Child) -> None:
         await asyncio.sleep(0.02)
     assert (await remote.counters())["rows"] == 1
     await child.call("interval", "close")
+
+
+async def test_full_buffer_holds_writers_back_until_inserts_catch_up(child: Child) -> None:
+    remote = await child.open("full", max_buffered_rows=300, flush_rows=250, full_wait=2.0)
+    # More than fits at once: writers wait for INSERTs instead of failing or piling up.
+    writes = [remote.write(A, D, [("t", [T0 + w * 100 + i for i in range(100)], [1.0] * 100)])
+              for w in range(10)]  # fmt: skip
+    assert await asyncio.gather(*writes) == [100] * 10
+    counters = await remote.counters()
+    assert counters["inserts"] >= 3, counters  # INSERTs of about flush_rows rows
+    # While INSERTs fail, a write that finds no room within full_wait gets Unavailable ...
+    await remote.flush()
+    await child.call("full", "sql", "RENAME TABLE numeric_values TO numeric_values_away")
+    for w in range(3):
+        await remote.write(A, D, [("t", [T0 + 10_000 + w * 100 + i for i in range(100)], [2.0] * 100)])  # fmt: skip
+    with pytest.raises(RemoteError, match="Unavailable"):
+        await remote.write(A, D, [("t", [T0 + 20_000], [3.0])])
+    # ... and once they succeed again, every acknowledged value is stored.
+    await child.call("full", "sql", "RENAME TABLE numeric_values_away TO numeric_values")
+    assert await remote.write(A, D, [("t", [T0 + 30_000], [4.0])]) == 1
+    assert (await remote.stats(A, D, "t"))["count"] == 1000 + 300 + 1
+    await child.call("full", "close")
 
 
 async def test_rewritten_streams_are_remembered(tmp_path: Path, migrations: Path) -> None:

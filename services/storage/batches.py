@@ -1,0 +1,176 @@
+"""Written values between their answer and their INSERT, kept as compact columns.
+
+One write of one device becomes one Batch per table: its streams' timestamps and values as
+numpy arrays (16 bytes a numeric value, where Python lists of objects took ~130), versions
+counting up from the batch's first. The same arrays are the write's WAL record (as raw
+bytes) and, concatenated, the columns of an Arrow table that ClickHouse inserts without a
+Python object per value.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from services.storage.value_queries import NUMERIC, StoredRow
+
+# (stream, timestamps_ms, values): timestamps and numeric values as sequences or arrays.
+Part = tuple[str, Sequence[int] | np.ndarray, Sequence[Any] | np.ndarray]
+
+_TS = pa.timestamp("ms", tz="UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One write's rows for one table, in version order: part by part, as they came."""
+
+    kind: str
+    account_id: str
+    device_id: str
+    streams: tuple[str, ...]
+    counts: tuple[int, ...]
+    stamps: np.ndarray  # int64 ms since the epoch
+    values: np.ndarray | list[str]  # float64 for numeric streams, texts for the others
+    first_version: int
+
+    @classmethod
+    def of(cls, kind: str, account_id: str, device_id: str, parts: Sequence[Part],
+           first_version: int) -> Batch:  # fmt: skip
+        for stream, stamps, values in parts:
+            if len(stamps) != len(values):
+                raise ValueError(f"stream {stream!r}: {len(stamps)} timestamps, {len(values)} values")  # fmt: skip
+        stamps = _concatenate([np.asarray(p[1], np.int64) for p in parts], np.int64)
+        if kind == NUMERIC:
+            values: np.ndarray | list[str] = _concatenate(
+                [np.asarray(p[2], np.float64) for p in parts], np.float64
+            )
+        else:
+            values = list(itertools.chain.from_iterable(p[2] for p in parts))
+        return cls(kind, account_id, device_id, tuple(p[0] for p in parts),
+                   tuple(len(p[1]) for p in parts), stamps, values, first_version)  # fmt: skip
+
+    @property
+    def rows(self) -> int:
+        return len(self.stamps)
+
+    @property
+    def last_version(self) -> int:
+        return self.first_version + len(self.stamps) - 1
+
+    def parts(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | list[str]]]:
+        """(stream, timestamps, values) of each stream, as written."""
+        end = 0
+        for stream, count in zip(self.streams, self.counts, strict=True):
+            start, end = end, end + count
+            yield stream, self.stamps[start:end], self.values[start:end]
+
+    def newest(self) -> Iterator[tuple[str, int, Any]]:
+        """(stream, timestamp, value) of the newest value of each stream of the batch."""
+        for stream, stamps, values in self.parts():
+            at = int(stamps.argmax()) if len(stamps) > 1 else 0
+            value = values[at]
+            yield stream, int(stamps[at]), value.item() if isinstance(value, np.generic) else value
+
+    def stored_rows(self) -> list[StoredRow]:
+        """The rows as ClickHouse will hold them: (account, device, stream, ts, value, version)."""
+        streams = itertools.chain.from_iterable(
+            itertools.repeat(s, c) for s, c in zip(self.streams, self.counts, strict=True)
+        )
+        values = self.values.tolist() if isinstance(self.values, np.ndarray) else self.values
+        return list(zip(itertools.repeat(self.account_id), itertools.repeat(self.device_id),
+                        streams, self.stamps.tolist(), values,
+                        range(self.first_version, self.last_version + 1)))  # fmt: skip
+
+    def after(self, version: int) -> Batch | None:
+        """The rows with a larger version than `version` (a suffix); None when there are none."""
+        cut = version - self.first_version + 1
+        if cut <= 0:
+            return self
+        if cut >= self.rows:
+            return None
+        streams, counts, seen = [], [], 0
+        for stream, count in zip(self.streams, self.counts, strict=True):
+            kept = min(count, seen + count - cut)
+            seen += count
+            if kept > 0:
+                streams.append(stream)
+                counts.append(kept)
+        return Batch(self.kind, self.account_id, self.device_id, tuple(streams), tuple(counts),
+                     self.stamps[cut:], self.values[cut:], version + 1)  # fmt: skip
+
+    # the WAL record of a write: [2, account, device, numeric batch, text batch]
+    def record(self) -> list[Any]:
+        values = self.values.tobytes() if isinstance(self.values, np.ndarray) else self.values
+        return [self.first_version, list(self.streams), list(self.counts),
+                self.stamps.tobytes(), values]  # fmt: skip
+
+    @classmethod
+    def from_record(cls, kind: str, account_id: str, device_id: str, record: list[Any]) -> Batch:
+        first, streams, counts, stamps, values = record
+        if kind == NUMERIC:
+            values = np.frombuffer(values, np.float64)
+        return cls(kind, account_id, device_id, tuple(streams), tuple(counts),
+                   np.frombuffer(stamps, np.int64), values, first)  # fmt: skip
+
+
+RECORD_FORMAT = 2
+
+
+def write_record(account_id: str, device_id: str, numeric: Batch | None, text: Batch | None) -> list[Any]:  # fmt: skip
+    return [RECORD_FORMAT, account_id, device_id,
+            numeric.record() if numeric else None, text.record() if text else None]  # fmt: skip
+
+
+def read_record(record: list[Any], kinds: tuple[str, str]) -> list[Batch]:
+    """The batches of a WAL record, of this format or of the first one (parts as lists)."""
+    if record[0] == RECORD_FORMAT:
+        _, account_id, device_id, *batches = record
+        return [Batch.from_record(kind, account_id, device_id, b)
+                for kind, b in zip(kinds, batches, strict=True) if b]  # fmt: skip
+    account_id, device_id, numeric_first, numeric, text_first, text = record
+    return [Batch.of(kind, account_id, device_id, [tuple(p) for p in parts], first)
+            for kind, first, parts in zip(kinds, (numeric_first, text_first), (numeric, text),
+                                          strict=True) if parts]  # fmt: skip
+
+
+def arrow_table(batches: Sequence[Batch]) -> pa.Table:
+    """The batches (all of one kind) as one table of the values tables' columns."""
+    sizes = np.fromiter((b.rows for b in batches), np.int64, len(batches))
+    accounts: dict[str, int] = {}
+    devices: dict[str, int] = {}
+    streams: dict[str, int] = {}
+    account_codes = [accounts.setdefault(b.account_id, len(accounts)) for b in batches]
+    device_codes = [devices.setdefault(b.device_id, len(devices)) for b in batches]
+    stream_codes = [streams.setdefault(s, len(streams)) for b in batches for s in b.streams]
+    stream_counts = [c for b in batches for c in b.counts]
+    # Versions count up within a batch: row i of the table has i + (first - offset) of its batch.
+    offsets = np.cumsum(sizes) - sizes
+    firsts = np.fromiter((b.first_version for b in batches), np.int64, len(batches))
+    versions = np.arange(int(sizes.sum()), dtype=np.int64) + np.repeat(firsts - offsets, sizes)
+    if batches[0].kind == NUMERIC:
+        values = pa.array(_concatenate([b.values for b in batches], np.float64))  # type: ignore[misc]
+    else:
+        values = pa.array(list(itertools.chain.from_iterable(b.values for b in batches)), pa.string())  # fmt: skip
+    return pa.table({
+        "account_id": _dictionary(np.repeat(np.array(account_codes, np.int32), sizes), accounts),
+        "device_id": _dictionary(np.repeat(np.array(device_codes, np.int32), sizes), devices),
+        "stream": _dictionary(np.repeat(np.array(stream_codes, np.int32), stream_counts), streams),
+        "ts": pa.array(_concatenate([b.stamps for b in batches], np.int64), _TS),
+        "value": values,
+        "version": pa.array(versions.astype(np.uint64)),
+    })  # fmt: skip
+
+
+def _dictionary(codes: np.ndarray, names: dict[str, int]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(codes, pa.array(list(names), pa.string()))
+
+
+def _concatenate(arrays: Sequence[np.ndarray], dtype: type) -> np.ndarray:
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.concatenate(arrays) if arrays else np.empty(0, dtype)
