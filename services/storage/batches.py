@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from services.storage.hourly import HOUR_MS
 from services.storage.value_queries import NUMERIC, StoredRow
 
 # (stream, timestamps_ms, values): timestamps and numeric values as sequences or arrays.
@@ -75,6 +76,14 @@ class Batch:
             at = int(stamps.argmax()) if len(stamps) > 1 else 0
             value = values[at]
             yield stream, int(stamps[at]), value.item() if isinstance(value, np.generic) else value
+
+    def hours(self) -> set[tuple[str, str, str, int]]:
+        """(account, device, stream, hour start in ms) of every hour the batch has values in."""
+        return {
+            (self.account_id, self.device_id, stream, hour)
+            for stream, stamps, _ in self.parts()
+            for hour in np.unique(stamps // HOUR_MS * HOUR_MS).tolist()
+        }
 
     def stored_rows(self) -> list[StoredRow]:
         """The rows as ClickHouse will hold them: (account, device, stream, ts, value, version)."""

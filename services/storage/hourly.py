@@ -36,6 +36,7 @@ _AGGREGATE = (
     f" {', '.join(values for _, values in PARTIALS.values())} FROM numeric_values"
     " WHERE {where} GROUP BY account_id, device_id, stream, hour"
 )
+_HOURS_PER_REPAIR = 5_000
 _TS_FROM = "ts >= fromUnixTimestamp64Milli({%s:Int64}, 'UTC')"
 _TS_BEFORE = "ts < fromUnixTimestamp64Milli({%s:Int64}, 'UTC')"
 
@@ -163,6 +164,16 @@ class Hourly:
         else:
             await self.db.command(f"DELETE FROM numeric_hourly WHERE {where}", params)
         await self.db.command(_AGGREGATE.format(where=where), params)
+
+    async def aggregate_hours_again(self, hours: Iterable[tuple[str, str, str, int]]) -> None:
+        """Aggregate again these (account, device, stream, hour) hours from numeric_values, a
+        few thousand per statement. Hold `repairing` around it."""
+        chosen = "(account_id, device_id, stream, {hour}) IN (SELECT arrayJoin({hours:Array(Tuple(String, String, String, Int64))}))"  # fmt: skip
+        keys = sorted(hours)
+        for start in range(0, len(keys), _HOURS_PER_REPAIR):
+            params = {"hours": keys[start : start + _HOURS_PER_REPAIR]}
+            await self.db.command(f"DELETE FROM numeric_hourly WHERE {chosen.replace('{hour}', 'hour')}", params)  # fmt: skip
+            await self.db.command(_AGGREGATE.format(where=chosen.replace("{hour}", _HOUR)), params)
 
     async def drop(self, account_id: str, device_id: str, stream: str | None = None) -> None:
         """Delete the hours of a stream, or of every stream of a device."""

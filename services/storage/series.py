@@ -155,10 +155,12 @@ class Series:
             kind: int((await self.db.query(f"SELECT max(version) FROM {table}"))[0][0] or 0)
             for kind, table in _TABLES.items()
         }
-        replayed = 0
+        replayed, hours = 0, set()
         for number in left:
             for record in self.wal.read(number):
                 for batch in read_record(record, (NUMERIC, TEXT)):
+                    if batch.kind == NUMERIC:
+                        hours.update(batch.hours())
                     self.rewritten |= self._rewrites(
                         batch.account_id, batch.device_id, list(batch.parts())
                     )
@@ -171,6 +173,12 @@ class Series:
                         replayed += missing.rows
         await self._persist_rewritten(self.rewritten - await self.queries.rewritten_streams())
         await self._flush()
+        # The last run may have died in an INSERT that stored values but not their hourly
+        # aggregates (the materialized view writes a part of its own), or the aggregates but
+        # not the values (inserted again just now, so aggregated twice): the hours of what
+        # the WAL held are aggregated again from the values.
+        async with self.queries.hourly.repairing():
+            await self.queries.hourly.aggregate_hours_again(hours)
         logger.info("replayed %d values from %d WAL segments", replayed, len(left))
 
     # writes

@@ -436,6 +436,36 @@ async def test_full_buffer_holds_writers_back_until_inserts_catch_up(child: Chil
     await child.call("full", "close")
 
 
+async def test_hourly_aggregates_are_repaired_after_a_crash_inside_an_insert(
+    tmp_path: Path, migrations: Path
+) -> None:
+    path, wal = tmp_path / "db", tmp_path / "storage-wal"
+    stamps = [T0 + i * 60_000 for i in range(300)]  # 5 hours and a bit
+    async with running(path, migrations) as first:
+        remote = await first.open("storage", flush_interval=60)
+        await remote.write(A, D, [("t", stamps, [float(i) for i in range(300)])])
+        await remote.write(A, D, [("u", stamps, [1.0] * 300)])
+        segments = {f.name: f.read_bytes() for f in wal.iterdir()}
+        await remote.flush()  # inserted, and the WAL segments retired
+        # What dying inside the INSERT may leave: t's values without their hourly rows, u's
+        # hourly rows without its values; and the WAL segments still there.
+        await first.call("storage", "sql", "DELETE FROM numeric_hourly WHERE stream = 't'")
+        await first.call("storage", "sql", "DELETE FROM numeric_values WHERE stream = 'u'")
+        first.process.kill()
+    for name, data in segments.items():
+        (wal / name).write_bytes(data)
+    async with running(path, migrations) as second:
+        remote = await second.open("storage")
+        for stream, values in (("t", [float(i) for i in range(300)]), ("u", [1.0] * 300)):
+            assert await remote.stats(A, D, stream) == {
+                "count": 300, "min": min(values), "max": max(values),
+                "avg": pytest.approx(statistics.fmean(values)),
+                "stddev": pytest.approx(statistics.pstdev(values)),
+            }  # fmt: skip
+            hourly = await remote.sample(A, D, stream, "count", 3600)
+            assert sum(count for _, count in hourly) == 300
+
+
 async def test_rewritten_streams_are_remembered(tmp_path: Path, migrations: Path) -> None:
     async with running(tmp_path / "db", migrations) as first:
         remote = await first.open("storage")
