@@ -20,7 +20,9 @@ class StorageSettings(ServiceSettings):
     flush_interval: float = setting(
         1.0, "seconds a written value may wait in memory (and the WAL) for its INSERT", positive
     )
-    flush_rows: int = setting(200_000, "buffered values that make an INSERT go at once", positive)
+    # 500k-row INSERTs cost ClickHouse ~20% less CPU per value than 200k, merges included
+    # (fewer, larger parts to merge), for ~150 MiB more memory at the peak.
+    flush_rows: int = setting(500_000, "buffered values that make an INSERT go at once", positive)
     max_buffered_rows: int = setting(
         2_000_000, "values buffered or being inserted beyond which writes wait for INSERTs",
         positive,

@@ -82,7 +82,7 @@ class Series:
         wal_dir: Path,
         *,
         flush_interval: float = 1.0,
-        flush_rows: int = 200_000,
+        flush_rows: int = 500_000,
         max_buffered_rows: int = 2_000_000,
         full_wait: float = 10.0,
         fsync: bool = False,
