@@ -161,10 +161,12 @@ class Streams:
         await series.delete_range(
             device.account_id, device.id, name, stream.spec.type, from_ms, end_ms
         )
+        before = self.state.latest.get((device.id, name))
         latest = await series.latest_point(device.account_id, device.id, name, stream.spec.type)
-        self.state.forget_stream(device.id, name)
-        if latest is not None:
-            self.state.observe(device.id, name, *latest)
+        if self.state.latest.get((device.id, name)) is before:  # else a write came meanwhile
+            self.state.forget_stream(device.id, name)
+            if latest is not None:
+                self.state.observe(device.id, name, *latest)
 
     async def sample(self, caller: Caller, device: Device, name: str, kind: str, interval: int,
                      start_ms: int, end_ms: int, lo: float | None, hi: float | None,
