@@ -22,7 +22,9 @@ class FieldReader:
         return name in self.body
 
     def fail(self, name: str, code: str) -> None:
-        self.errors.setdefault(name, []).append(code)
+        codes = self.errors.setdefault(name, [])
+        if code not in codes:  # e.g. 100 bad timestamps of one stream: one not_valid
+            codes.append(code)
 
     def string(self, name: str, default: str = "") -> str:
         value = self.body.get(name)

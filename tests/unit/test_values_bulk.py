@@ -98,3 +98,10 @@ def test_mixed_texts_and_numbers_are_texts_as_before() -> None:
     (part,) = _streams(fields, {"s": raw})
     assert not fields.errors
     assert list(part.texts) == ["on", "1", "2.5"] * 10
+
+
+def test_each_error_code_is_given_once_per_field() -> None:
+    fields = FieldReader({})
+    entries = [{"timestamp": "never", "value": 1.0}, {"timestamp": "later", "value": 2.0}]
+    _streams(fields, {"t": entries, "u": [{"value": 1.0}, {"value": 2.0}]})
+    assert fields.errors == {"t": ["not_valid"], "u": ["not_present"]}
