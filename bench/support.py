@@ -89,13 +89,11 @@ async def influxdb(workdir: Path) -> AsyncIterator[str]:
         f'[http]\n  bind-address = "127.0.0.1:{port}"\n  log-enabled = false\n'
         "[monitor]\n  store-enabled = false\n"
     )
-    process = await asyncio.create_subprocess_exec(
-        binary,
-        "-config",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    log = workdir / "influxd.log"
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            binary, "-config", str(config), stdout=sink, stderr=sink
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -107,8 +105,9 @@ async def influxdb(workdir: Path) -> AsyncIterator[str]:
                             break
                 except aiohttp.ClientError:
                     pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("influxd did not start")
+                if process.returncode is not None or time.monotonic() > deadline:
+                    tail = log.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"influxd did not start:\n{tail}")
                 await asyncio.sleep(0.1)
             async with session.post(
                 url + "/query", data={"q": "CREATE DATABASE bench"}
@@ -116,7 +115,8 @@ async def influxdb(workdir: Path) -> AsyncIterator[str]:
                 assert response.status == 200
         yield url
     finally:
-        process.terminate()
+        if process.returncode is None:
+            process.terminate()
         await process.wait()
 
 
