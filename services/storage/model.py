@@ -170,12 +170,28 @@ MIN_TIMESTAMP_MS = -2_208_988_800_000
 MAX_TIMESTAMP_MS = 10_413_791_999_999
 
 
-def timestamps_valid(stamps: Sequence[int] | np.ndarray) -> bool:
+# Below this many values a Python loop beats numpy's fixed cost per call (~2 µs).
+SMALL = 16
+
+
+def bounds(stamps: Sequence[int] | np.ndarray) -> tuple[int, int]:
+    """Smallest and largest of a non-empty sequence of timestamps."""
+    if len(stamps) <= SMALL:
+        values = stamps.tolist() if isinstance(stamps, np.ndarray) else stamps
+        return min(values), max(values)
     stamps = np.asarray(stamps, np.int64)
-    return not stamps.size or (
-        MIN_TIMESTAMP_MS <= stamps.min() and stamps.max() <= MAX_TIMESTAMP_MS
-    )
+    return int(stamps.min()), int(stamps.max())
+
+
+def timestamps_valid(stamps: Sequence[int] | np.ndarray) -> bool:
+    if not len(stamps):
+        return True
+    low, high = bounds(stamps)
+    return MIN_TIMESTAMP_MS <= low and high <= MAX_TIMESTAMP_MS
 
 
 def finite(numbers: Sequence[float] | np.ndarray) -> bool:
+    if len(numbers) <= SMALL:
+        values = numbers.tolist() if isinstance(numbers, np.ndarray) else numbers
+        return all(math.isfinite(n) for n in values)
     return bool(np.isfinite(np.asarray(numbers, np.float64)).all())

@@ -31,6 +31,7 @@ from opentelemetry import metrics
 from m2x.runtime.clickhouse import Database
 from m2x.runtime.errors import Unavailable
 from services.storage.batches import Batch, Part, arrow_table, read_record, write_record
+from services.storage.model import bounds
 from services.storage.value_queries import (
     _TABLES,
     NUMERIC,
@@ -262,7 +263,7 @@ class Series:
             if key in self.rewritten or not len(stamps):
                 continue
             current = self.latest.get((device_id, stream))
-            if (current is not None and stamps.min() <= current[0]) or _repeats(stamps):
+            if (current is not None and bounds(stamps)[0] <= current[0]) or _repeats(stamps):
                 found.add(key)
         return found
 

@@ -15,6 +15,7 @@ from services.storage.model import (
     Location,
     Stream,
     StreamSpec,
+    bounds,
     finite,
     numeric_values,
     text_values,
@@ -126,7 +127,7 @@ class Streams:
             self.state.place(device.id, location)
             self.state.touch(device.id, location.timestamp_ms)
         for _name, stamps, _values in [*numeric, *text]:
-            self.state.touch(device.id, int(stamps.max()))
+            self.state.touch(device.id, bounds(stamps)[1])
         return stored
 
     # reads
