@@ -6,7 +6,9 @@ same run. Prints values/s of both and the ratio, checks every value was stored, 
 storage process's peak resident memory.
 
 Target (issue 3): values/s at least equal to InfluxDB's.
-Usage: python bench/ingest.py [--requests 400] [--clients 16]
+The default 4,000 requests (4M values) last long enough that the INSERTs into ClickHouse, and
+not only the write-ahead log, set the pace.
+Usage: python bench/ingest.py [--requests 4000] [--clients 16]
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ async def drive(url: str, bodies: list[bytes], clients: int, headers: dict[str, 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--http-workers", type=int, default=os.cpu_count() or 1,
                         help="HTTP adapter processes (default: one per core)")  # fmt: skip
