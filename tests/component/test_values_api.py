@@ -515,9 +515,7 @@ async def test_concurrent_writes_share_calls_but_keep_their_own_answers(stack: S
     answers = await asyncio.gather(
         *(stack.request("PUT", path, key=key, json=body) for path, key, body, _, _ in writes)
     )
-    for (path, _, body, status, expected), (got_status, got, _) in zip(
-        writes, answers, strict=True
-    ):
+    for (path, _, _, status, expected), (got_status, got, _) in zip(writes, answers, strict=True):
         assert (got_status, {k: got[k] for k in expected}) == (status, expected), (path, got)
     mine = await read(stack, master, f"{base}/streams/a/values", limit="1000")
     assert sorted(v["value"] for v in mine["values"]) == [float(n) for n in range(0, 120, 4)]
