@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from m2x.broker.files import BrokerFiles, Credentials, password_line, write_private
+from m2x.broker.files import BrokerFiles, Credentials, password_line
+from m2x.runtime.private_files import write_private
 
 DEVICE_ACL = """\
 # Each device (user name = its API key) reaches its own topics only.

@@ -12,19 +12,24 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.summary import QuerySummary
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +77,21 @@ class Database:
                 self._clients.append(client)
         return client
 
-    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _run(self, fn: Callable[[Client], _T]) -> _T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(self._client(), *args, **kwargs))
+        return await loop.run_in_executor(self._pool, lambda: fn(self._client()))
 
-    async def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]:
+    async def query(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         """Rows of a SELECT, with `{name:Type}` server-side parameters."""
-        return await self._run(lambda c: c.query(sql, parameters=parameters).result_rows)
+        rows = await self._run(lambda c: c.query(sql, parameters=parameters).result_rows)
+        # clickhouse-connect declares any sequence of sequences; it builds a list of tuples.
+        return cast(list[tuple[Any, ...]], rows)
 
-    async def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+    async def command(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> str | int | Sequence[str] | QuerySummary:
         return await self._run(lambda c: c.command(sql, parameters=parameters))
 
     async def raw_query(
@@ -120,7 +131,7 @@ class Database:
             )
 
     async def insert_arrow(
-        self, table: str, data: Any, settings: dict[str, Any] | None = None
+        self, table: str, data: pa.Table, settings: dict[str, Any] | None = None
     ) -> None:
         """One INSERT of a pyarrow Table: ClickHouse reads its columns as they are, with no
         Python object per value on the way (the cheapest INSERT of large blocks)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ EXIT_SETTINGS = 2
 def run_component(
     component: str,
     settings_cls: type[S],
-    serve: Callable[[S], Awaitable[None]],
+    serve: Callable[[S], Coroutine[Any, Any, None]],
     argv: list[str] | None,
     description: str,
 ) -> int:
@@ -32,7 +32,7 @@ def run_component(
     add_flags(parser, settings_cls)
     args = parser.parse_args(argv)
     try:
-        settings: Any = load_settings(settings_cls, component, flags=args, config_file=args.config)
+        settings = load_settings(settings_cls, component, flags=args, config_file=args.config)
     except SettingsError as exc:
         print(f"m2x {component}: {exc}", file=sys.stderr)
         return EXIT_SETTINGS

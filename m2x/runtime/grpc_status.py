@@ -7,8 +7,11 @@ ValidationFailed, carried in standard google.rpc details (BadRequest, ResourceIn
 
 from __future__ import annotations
 
+from typing import NoReturn, TypeVar
+
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -24,10 +27,14 @@ from m2x.runtime.errors import (
 
 ERROR_DOMAIN = "m2x"
 
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+_Detail = TypeVar("_Detail", bound=Message)
 
-def _pack(message: object) -> any_pb2.Any:
+
+def _pack(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
-    packed.Pack(message)  # type: ignore[arg-type]
+    packed.Pack(message)
     return packed
 
 
@@ -55,8 +62,8 @@ def to_status(error: DomainError) -> status_pb2.Status:
             if isinstance(error, PermissionDenied)
             else code_pb2.FAILED_PRECONDITION
         )
-        info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
-        return status_pb2.Status(code=code, message=str(error), details=[_pack(info)])
+        error_info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
+        return status_pb2.Status(code=code, message=str(error), details=[_pack(error_info)])
     if isinstance(error, Unauthenticated):
         return status_pb2.Status(code=code_pb2.UNAUTHENTICATED, message=str(error))
     if isinstance(error, Unavailable):
@@ -67,6 +74,7 @@ def to_status(error: DomainError) -> status_pb2.Status:
 def to_domain_error(error: grpc.RpcError) -> DomainError | None:
     """gRPC error from a call -> the domain error it carries, or None for transport failures."""
     code = error.code() if hasattr(error, "code") else None
+    # grpc.aio's AioRpcError has the trailing metadata from_call reads, but is no grpc.Call.
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     message = error.details() if hasattr(error, "details") else ""
     if code is None:
@@ -82,11 +90,10 @@ def status_to_domain_error(status: status_pb2.Status) -> DomainError:
 
 
 def _domain_error(code: int, message: str, details: list[any_pb2.Any]) -> DomainError | None:
-    def detail(kind: type) -> object | None:
+    def detail(kind: type[_Detail]) -> _Detail | None:
         for packed in details:
             candidate = kind()
-            if packed.Is(candidate.DESCRIPTOR):
-                packed.Unpack(candidate)
+            if packed.Unpack(candidate):  # False (and nothing parsed) for another type
                 return candidate
         return None
 
@@ -103,8 +110,8 @@ def _domain_error(code: int, message: str, details: list[any_pb2.Any]) -> Domain
             getattr(info, "resource_name", ""),
         )
     if code in (code_pb2.PERMISSION_DENIED, code_pb2.FAILED_PRECONDITION):
-        info = detail(error_details_pb2.ErrorInfo)
-        reason = getattr(info, "reason", "") or "denied"
+        error_info = detail(error_details_pb2.ErrorInfo)
+        reason = getattr(error_info, "reason", "") or "denied"
         cls = PermissionDenied if code == code_pb2.PERMISSION_DENIED else Conflict
         return cls(reason, message)
     if code == code_pb2.UNAUTHENTICATED:
@@ -114,7 +121,9 @@ def _domain_error(code: int, message: str, details: list[any_pb2.Any]) -> Domain
     return None
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: DomainError) -> None:
+async def abort_with(
+    context: grpc.aio.ServicerContext[_Req, _Resp], error: DomainError
+) -> NoReturn:
     """Abort the current RPC with the status for `error` (raises grpc.aio.AbortError)."""
     status = rpc_status.to_status(to_status(error))
     await context.abort_with_status(status)

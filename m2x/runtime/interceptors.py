@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from contextlib import AbstractContextManager
+from contextvars import Token
+from typing import NoReturn, TypeAlias, TypeVar, cast
 
 import grpc
 from opentelemetry import context as otel_context
@@ -26,6 +28,14 @@ logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+_Metadata: TypeAlias = dict[str, str | bytes]
+# grpc.aio calls its handlers with the asyncio context and awaits them (or iterates them, for a
+# server stream); grpc's stubs describe RpcMethodHandler as the threaded server sees it.
+_Unary: TypeAlias = Callable[[_Req, grpc.aio.ServicerContext[_Req, _Resp]], Awaitable[_Resp]]
+_Stream: TypeAlias = Callable[[_Req, grpc.aio.ServicerContext[_Req, _Resp]], AsyncIterator[_Resp]]
+
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Wraps unary and server-streaming handlers of one component's server."""
@@ -39,29 +49,35 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
+        ],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
         handler = await continuation(details)
         if handler is None:
             return handler
         method = details.method
         metadata = dict(details.invocation_metadata or ())
         if handler.unary_unary:
+            unary = cast(_Unary[_Req, _Resp], handler.unary_unary)
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, metadata, handler.unary_unary),
+                self._wrap_unary(method, metadata, unary),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
+            stream = cast(_Stream[_Req, _Resp], handler.unary_stream)
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, metadata, handler.unary_stream),
+                self._wrap_stream(method, metadata, stream),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _enter(self, method: str, metadata: dict[str, Any]) -> tuple[Any, Any]:
+    def _enter(
+        self, method: str, metadata: _Metadata
+    ) -> tuple[Token[otel_context.Context] | None, AbstractContextManager[trace.Span] | None]:
         request_id.set(str(metadata.get(REQUEST_ID_HEADER, "")))
         if not tracing_enabled():
             return None, None
@@ -69,14 +85,18 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         span = self.tracer.start_span(method, kind=trace.SpanKind.SERVER)
         return token, trace.use_span(span, end_on_exit=True)
 
-    async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+    async def _fail(
+        self, context: grpc.aio.ServicerContext[_Req, _Resp], method: str, exc: Exception
+    ) -> NoReturn:
         if isinstance(exc, DomainError):
             await abort_with(context, exc)
         logger.exception("unhandled error in %s", method)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
-    def _wrap_unary(self, method: str, metadata: dict[str, Any], inner: Any) -> Any:
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def _wrap_unary(
+        self, method: str, metadata: _Metadata, inner: _Unary[_Req, _Resp]
+    ) -> _Unary[_Req, _Resp]:
+        async def unary(request: _Req, context: grpc.aio.ServicerContext[_Req, _Resp]) -> _Resp:
             started = time.perf_counter()
             token, scope = self._enter(method, metadata)
             try:
@@ -98,8 +118,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
         return unary
 
-    def _wrap_stream(self, method: str, metadata: dict[str, Any], inner: Any) -> Any:
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    def _wrap_stream(
+        self, method: str, metadata: _Metadata, inner: _Stream[_Req, _Resp]
+    ) -> _Stream[_Req, _Resp]:
+        async def stream(
+            request: _Req, context: grpc.aio.ServicerContext[_Req, _Resp]
+        ) -> AsyncIterator[_Resp]:
             request_id.set(str(metadata.get(REQUEST_ID_HEADER, "")))
             try:
                 async for item in inner(request, context):
@@ -119,8 +143,13 @@ class ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         self.default_timeout = default_timeout
 
     async def intercept_unary_unary(
-        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, _Req], Awaitable[grpc.aio.UnaryUnaryCall[_Req, _Resp]]
+        ],
+        details: grpc.aio.ClientCallDetails,
+        request: _Req,
+    ) -> _Resp | grpc.aio.UnaryUnaryCall[_Req, _Resp]:
         timeout = details.timeout if details.timeout is not None else self.default_timeout
         metadata = list(details.metadata or ())
         rid = request_id.get()

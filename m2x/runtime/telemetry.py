@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from opentelemetry import metrics, trace
@@ -27,7 +28,7 @@ class Telemetry:
 
     tracing: bool = False
     metrics: bool = False
-    _shutdowns: list = field(default_factory=list)
+    _shutdowns: list[Callable[[], object]] = field(default_factory=list)
 
     def shutdown(self) -> None:
         for stop in self._shutdowns:
@@ -60,11 +61,16 @@ def setup_telemetry(component: str) -> Telemetry:
 
     if traces_exporter != "none":
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            ConsoleSpanExporter,
+            SpanExporter,
+        )
 
         os.environ.setdefault("OTEL_TRACES_SAMPLER", _DEFAULT_SAMPLER)
         os.environ.setdefault("OTEL_TRACES_SAMPLER_ARG", _DEFAULT_RATIO)
         provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER
+        span_exporter: SpanExporter
         if traces_exporter == "console":
             span_exporter = ConsoleSpanExporter()
         else:
@@ -80,9 +86,11 @@ def setup_telemetry(component: str) -> Telemetry:
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import (
             ConsoleMetricExporter,
+            MetricExporter,
             PeriodicExportingMetricReader,
         )
 
+        metric_exporter: MetricExporter
         if metrics_exporter == "console":
             metric_exporter = ConsoleMetricExporter()
         else:

@@ -100,10 +100,9 @@ class Child:
             raise ComponentFailed(self.name, f"could not be started: {exc}") from None
         assert self.proc is not None
         exited = asyncio.ensure_future(self.proc.wait())
+        either: set[asyncio.Future[str] | asyncio.Future[int]] = {self._ready, exited}
         try:
-            await asyncio.wait(
-                {self._ready, exited}, timeout=within, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(either, timeout=within, return_when=asyncio.FIRST_COMPLETED)
         finally:
             exited.cancel()
         if self._ready.done():

@@ -32,10 +32,12 @@ def connect_address(listen: str) -> str:
 
 async def _grpc_serving(channel: grpc.aio.Channel, service: str) -> bool:
     stub = health_pb2_grpc.HealthStub(channel)
+    # typeshed's HealthStub lists no methods; the generated class has one attribute per RPC.
+    check: grpc.aio.UnaryUnaryMultiCallable[
+        health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+    ] = stub.Check  # type: ignore[attr-defined]
     try:
-        answer = await stub.Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=_PROBE_TIMEOUT
-        )
+        answer = await check(health_pb2.HealthCheckRequest(service=service), timeout=_PROBE_TIMEOUT)
     except grpc.aio.AioRpcError:
         return False
     return answer.status == health_pb2.HealthCheckResponse.SERVING

@@ -82,4 +82,5 @@ def read_endpoints(data_dir: Path) -> dict[str, Any]:
     # The lock, not the file, tells whether a stack runs: a killed supervisor leaves the file.
     if not _lock_held(data_dir) or not path.exists():
         raise StackNotRunning(f"m2x up is not running on {data_dir} (start it with `m2x up`)")
-    return json.loads(path.read_text())
+    endpoints: dict[str, Any] = json.loads(path.read_text())
+    return endpoints
