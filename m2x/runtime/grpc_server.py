@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -15,6 +16,13 @@ from grpc_reflection.v1alpha import reflection
 from m2x.runtime.interceptors import ServerInterceptor
 
 logger = logging.getLogger(__name__)
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+# The context a servicer method gets, as the generated servicer base classes (mypy-protobuf,
+# asyncio only) declare it: its second argument is what the method returns.
+UnaryContext: TypeAlias = grpc.aio.ServicerContext[_Req, Awaitable[_Resp]]
+StreamContext: TypeAlias = grpc.aio.ServicerContext[_Req, AsyncIterator[_Resp]]
 
 
 @dataclass(slots=True)

@@ -158,10 +158,12 @@ PRIMARY_NAME = "Primary Key"
 
 def primary_spec(kind: Kind, target_id: str) -> Spec:
     """The spec of a primary key: every method, scoped to its target."""
-    scope = {
-        Kind.MASTER: {},
-        Kind.DEVICE: {"device_id": target_id},
-        Kind.COLLECTION: {"collection_id": target_id},
-        Kind.DISTRIBUTION: {"distribution_id": target_id},
-    }[kind]
-    return validate(Spec(name=PRIMARY_NAME, permissions=METHODS, **scope))
+    return validate(
+        Spec(
+            name=PRIMARY_NAME,
+            permissions=METHODS,
+            device_id=target_id if kind is Kind.DEVICE else "",
+            collection_id=target_id if kind is Kind.COLLECTION else "",
+            distribution_id=target_id if kind is Kind.DISTRIBUTION else "",
+        )
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import secrets
 import time
@@ -81,7 +82,9 @@ class KeyRing:
             if all(getattr(k.spec, f) == v for f, v in wanted.items() if v)
         ]  # fmt: skip
 
-    def primary_keys(self, account_id: str, kind: Kind, target_ids: list[str]) -> dict[str, str]:
+    def primary_keys(
+        self, account_id: str, kind: Kind, target_ids: builtins.list[str]
+    ) -> dict[str, str]:
         wanted = set(target_ids)
         return {
             k.target_id: k.key for k in self.store.keys_of(account_id)
@@ -142,7 +145,7 @@ class KeyRing:
             await self.store.write(deleted=[current])
         self.feed.publish([current.key])
 
-    async def revoke(self, account_id: str, kind: Kind, target_id: str) -> list[str]:
+    async def revoke(self, account_id: str, kind: Kind, target_id: str) -> builtins.list[str]:
         """Delete every key scoped to a target that is itself being deleted."""
         async with self._write_lock:
             doomed = [

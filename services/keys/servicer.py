@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
-
 from m2x.keys.v1 import keys_pb2 as pb
 from m2x.keys.v1 import keys_pb2_grpc
+from m2x.runtime.grpc_server import StreamContext, UnaryContext
 from services.keys.domain import Account, DeviceAccess, Key, Kind, Spec
 from services.keys.keyring import KeyRing
 
@@ -52,7 +51,7 @@ def account_to_pb(account: Account, master: Key) -> pb.Account:
                       master_key=master.key, created_ms=account.created_ms)  # fmt: skip
 
 
-def kind_from_pb(kind: int) -> Kind:
+def kind_from_pb(kind: pb.KeyKind) -> Kind:
     # UNSPECIFIED maps to MASTER, which every target-scoped RPC rejects as not_valid.
     return _KIND_FROM_PB.get(kind, Kind.MASTER)
 
@@ -65,31 +64,41 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
         return key_to_pb(key, self.ring.account_active(key.account_id))
 
     async def CreateAccount(
-        self, request: pb.CreateAccountRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CreateAccountRequest,
+        context: UnaryContext[pb.CreateAccountRequest, pb.CreateAccountResponse],
     ) -> pb.CreateAccountResponse:
         account, master = await self.ring.create_account(request.name)
         return pb.CreateAccountResponse(account=account_to_pb(account, master))
 
     async def GetAccount(
-        self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetAccountRequest,
+        context: UnaryContext[pb.GetAccountRequest, pb.GetAccountResponse],
     ) -> pb.GetAccountResponse:
         account, master = self.ring.account(request.account_id)
         return pb.GetAccountResponse(account=account_to_pb(account, master))
 
     async def Authenticate(
-        self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.AuthenticateRequest,
+        context: UnaryContext[pb.AuthenticateRequest, pb.AuthenticateResponse],
     ) -> pb.AuthenticateResponse:
         key, active = self.ring.authenticate(request.credential)
         return pb.AuthenticateResponse(key=key_to_pb(key, active))
 
     async def CreateKey(
-        self, request: pb.CreateKeyRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CreateKeyRequest,
+        context: UnaryContext[pb.CreateKeyRequest, pb.CreateKeyResponse],
     ) -> pb.CreateKeyResponse:
         key = await self.ring.create(request.account_id, spec_from_pb(request.spec))
         return pb.CreateKeyResponse(key=self._key(key))
 
     async def CreatePrimaryKey(
-        self, request: pb.CreatePrimaryKeyRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CreatePrimaryKeyRequest,
+        context: UnaryContext[pb.CreatePrimaryKeyRequest, pb.CreatePrimaryKeyResponse],
     ) -> pb.CreatePrimaryKeyResponse:
         key = await self.ring.create_primary(
             request.account_id, kind_from_pb(request.kind), request.target_id
@@ -97,12 +106,14 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
         return pb.CreatePrimaryKeyResponse(key=self._key(key))
 
     async def GetKey(
-        self, request: pb.GetKeyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetKeyRequest, context: UnaryContext[pb.GetKeyRequest, pb.GetKeyResponse]
     ) -> pb.GetKeyResponse:
         return pb.GetKeyResponse(key=self._key(self.ring.get(request.account_id, request.key)))
 
     async def ListKeys(
-        self, request: pb.ListKeysRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ListKeysRequest,
+        context: UnaryContext[pb.ListKeysRequest, pb.ListKeysResponse],
     ) -> pb.ListKeysResponse:
         keys = self.ring.list(
             request.account_id, request.device_id, request.distribution_id, request.collection_id
@@ -110,7 +121,9 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
         return pb.ListKeysResponse(keys=[self._key(k) for k in keys])
 
     async def GetPrimaryKeys(
-        self, request: pb.GetPrimaryKeysRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetPrimaryKeysRequest,
+        context: UnaryContext[pb.GetPrimaryKeysRequest, pb.GetPrimaryKeysResponse],
     ) -> pb.GetPrimaryKeysResponse:
         keys = self.ring.primary_keys(
             request.account_id, kind_from_pb(request.kind), list(request.target_ids)
@@ -118,7 +131,9 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
         return pb.GetPrimaryKeysResponse(keys=keys)
 
     async def UpdateKey(
-        self, request: pb.UpdateKeyRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.UpdateKeyRequest,
+        context: UnaryContext[pb.UpdateKeyRequest, pb.UpdateKeyResponse],
     ) -> pb.UpdateKeyResponse:
         key = await self.ring.update(
             request.account_id, request.key, spec_from_pb(request.spec), tuple(request.fields)
@@ -126,19 +141,25 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
         return pb.UpdateKeyResponse(key=self._key(key))
 
     async def RegenerateKey(
-        self, request: pb.RegenerateKeyRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.RegenerateKeyRequest,
+        context: UnaryContext[pb.RegenerateKeyRequest, pb.RegenerateKeyResponse],
     ) -> pb.RegenerateKeyResponse:
         key = await self.ring.regenerate(request.account_id, request.key)
         return pb.RegenerateKeyResponse(key=self._key(key), previous_key=request.key)
 
     async def DeleteKey(
-        self, request: pb.DeleteKeyRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.DeleteKeyRequest,
+        context: UnaryContext[pb.DeleteKeyRequest, pb.DeleteKeyResponse],
     ) -> pb.DeleteKeyResponse:
         await self.ring.delete(request.account_id, request.key)
         return pb.DeleteKeyResponse()
 
     async def RevokeKeys(
-        self, request: pb.RevokeKeysRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.RevokeKeysRequest,
+        context: UnaryContext[pb.RevokeKeysRequest, pb.RevokeKeysResponse],
     ) -> pb.RevokeKeysResponse:
         revoked = await self.ring.revoke(
             request.account_id, kind_from_pb(request.kind), request.target_id
@@ -146,7 +167,9 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
         return pb.RevokeKeysResponse(revoked=revoked)
 
     async def WatchKeyChanges(
-        self, request: pb.WatchKeyChangesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.WatchKeyChangesRequest,
+        context: StreamContext[pb.WatchKeyChangesRequest, pb.WatchKeyChangesResponse],
     ) -> AsyncIterator[pb.WatchKeyChangesResponse]:
         first = True
         async for batch in self.ring.feed.subscribe():

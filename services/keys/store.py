@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from m2x.runtime.clickhouse import Database
 from services.keys.domain import Account, DeviceAccess, Key, Kind, Spec
@@ -21,7 +22,7 @@ _KEY_COLUMNS = (
 _ACCOUNT_COLUMNS = ("id", "name", "active", "created_ms", "version", "is_deleted")
 
 
-def _row(key: Key, version: int, deleted: bool) -> tuple:
+def _row(key: Key, version: int, deleted: bool) -> tuple[Any, ...]:
     s = key.spec
     return (
         key.key, key.account_id, s.name, key.kind.value, int(key.primary), s.device_id, s.stream,
@@ -30,7 +31,7 @@ def _row(key: Key, version: int, deleted: bool) -> tuple:
     )  # fmt: skip
 
 
-def _key(row: tuple) -> Key:
+def _key(row: tuple[Any, ...]) -> Key:
     (key, account_id, name, kind, primary, device_id, stream, distribution_id, collection_id,
      permissions, expires_at_ms, origins, device_access, created_ms, updated_ms) = row  # fmt: skip
     spec = Spec(
