@@ -123,7 +123,7 @@ class Delivery:
             logger.exception("delivery of %s failed unexpectedly", job.event.id)
             self._settle(job, Outcome(0, error="internal error"))
         finally:
-            self._running.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._running.discard(asyncio.current_task())
             self._freed(job.host)
 
     async def _send(self, job: _Job) -> Outcome:
@@ -154,7 +154,7 @@ class Delivery:
         handle: asyncio.TimerHandle | None = None
 
         def again() -> None:
-            self._timers.discard(handle)  # type: ignore[arg-type]
+            self._timers.discard(handle)
             self._enqueue(job)
 
         handle = loop.call_later(delay, again)

@@ -23,7 +23,7 @@ from services.triggers.evaluator import evaluate
 from services.triggers.model import Event, State, Trigger, Value
 from services.triggers.registry import Registry
 from services.triggers.store import Engine as Saved
-from services.triggers.store import Store
+from services.triggers.store import EngineRow, Store
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class Engine:
             return CURSOR_EVERY - since  # only the cursor: a replay would rebuild the rest
         return None
 
-    def _rows(self) -> tuple[list[tuple], dict[str, State], list[str], int, int]:
+    def _rows(self) -> tuple[list[EngineRow], dict[str, State], list[str], int, int]:
         dirty, events = dict(self._dirty), list(self._unsaved.values())
         delivered = list(self._delivered)
         rows = self.store.engine_rows(dirty, events, delivered, self.cursor)
@@ -197,7 +197,7 @@ class Engine:
         return rows, dirty, [e.id for e in events], len(delivered), self.cursor
 
     async def _commit(
-        self, saved: tuple[list[tuple], dict[str, State], list[str], int, int]
+        self, saved: tuple[list[EngineRow], dict[str, State], list[str], int, int]
     ) -> None:
         """Write the rows; what they saved is only let go of once the INSERT returned, so a
         commit cut short (shutdown) is redone whole by the final one."""

@@ -33,7 +33,7 @@ def _equal(value: Value, operand: Any) -> bool:
     return float(value) == float(operand)
 
 
-def _compare(op: str, value: Value, operand: Any) -> bool:
+def _compare(op: str, value: Value, operand: float) -> bool:
     if isinstance(value, str):
         try:
             value = float(value)

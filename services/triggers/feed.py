@@ -16,6 +16,7 @@ import logging
 
 import grpc
 
+from m2x.storage.v1 import storage_pb2
 from services.triggers.engine import Engine
 from services.triggers.registry import Registry
 from services.triggers.storage_client import StorageClient
@@ -95,7 +96,12 @@ class Feed:
             return False
         return True
 
-    async def _read(self, call: grpc.aio.UnaryStreamCall) -> None:
+    async def _read(
+        self,
+        call: grpc.aio.UnaryStreamCall[
+            storage_pb2.WatchValuesRequest, storage_pb2.WatchValuesResponse
+        ],
+    ) -> None:
         async for message in call:
             await self.engine.room.wait()
             if message.values:

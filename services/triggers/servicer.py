@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import grpc
 import orjson
 
+from m2x.runtime.grpc_server import UnaryContext
 from m2x.triggers.v1 import triggers_pb2 as pb
 from m2x.triggers.v1 import triggers_pb2_grpc
 from services.triggers.model import Owner, Trigger
 from services.triggers.triggers import Triggers, body_of
-
-Context = grpc.aio.ServicerContext
 
 
 def owner(message: pb.Owner) -> Owner:
@@ -41,25 +39,33 @@ class TriggersServicer(triggers_pb2_grpc.TriggersServiceServicer):
         return trigger_to_pb(trigger, self.triggers.activated(trigger))
 
     async def CreateTrigger(
-        self, request: pb.CreateTriggerRequest, context: Context
+        self,
+        request: pb.CreateTriggerRequest,
+        context: UnaryContext[pb.CreateTriggerRequest, pb.CreateTriggerResponse],
     ) -> pb.CreateTriggerResponse:
         trigger = await self.triggers.create(owner(request.owner), body_of(request.body_json))
         return pb.CreateTriggerResponse(trigger=self._pb(trigger))
 
     async def GetTrigger(
-        self, request: pb.GetTriggerRequest, context: Context
+        self,
+        request: pb.GetTriggerRequest,
+        context: UnaryContext[pb.GetTriggerRequest, pb.GetTriggerResponse],
     ) -> pb.GetTriggerResponse:
         trigger = self.triggers.get(owner(request.owner), request.id)
         return pb.GetTriggerResponse(trigger=self._pb(trigger))
 
     async def ListTriggers(
-        self, request: pb.ListTriggersRequest, context: Context
+        self,
+        request: pb.ListTriggersRequest,
+        context: UnaryContext[pb.ListTriggersRequest, pb.ListTriggersResponse],
     ) -> pb.ListTriggersResponse:
         found = self.triggers.list(owner(request.owner))
         return pb.ListTriggersResponse(triggers=[self._pb(t) for t in found])
 
     async def UpdateTrigger(
-        self, request: pb.UpdateTriggerRequest, context: Context
+        self,
+        request: pb.UpdateTriggerRequest,
+        context: UnaryContext[pb.UpdateTriggerRequest, pb.UpdateTriggerResponse],
     ) -> pb.UpdateTriggerResponse:
         trigger = await self.triggers.update(
             owner(request.owner), request.id, body_of(request.body_json)
@@ -67,25 +73,33 @@ class TriggersServicer(triggers_pb2_grpc.TriggersServiceServicer):
         return pb.UpdateTriggerResponse(trigger=self._pb(trigger))
 
     async def DeleteTrigger(
-        self, request: pb.DeleteTriggerRequest, context: Context
+        self,
+        request: pb.DeleteTriggerRequest,
+        context: UnaryContext[pb.DeleteTriggerRequest, pb.DeleteTriggerResponse],
     ) -> pb.DeleteTriggerResponse:
         await self.triggers.delete(owner(request.owner), request.id)
         return pb.DeleteTriggerResponse()
 
     async def DeleteOwnerTriggers(
-        self, request: pb.DeleteOwnerTriggersRequest, context: Context
+        self,
+        request: pb.DeleteOwnerTriggersRequest,
+        context: UnaryContext[pb.DeleteOwnerTriggersRequest, pb.DeleteOwnerTriggersResponse],
     ) -> pb.DeleteOwnerTriggersResponse:
         deleted = await self.triggers.delete_owner(owner(request.owner))
         return pb.DeleteOwnerTriggersResponse(deleted=deleted)
 
     async def CountTriggers(
-        self, request: pb.CountTriggersRequest, context: Context
+        self,
+        request: pb.CountTriggersRequest,
+        context: UnaryContext[pb.CountTriggersRequest, pb.CountTriggersResponse],
     ) -> pb.CountTriggersResponse:
         counts = self.triggers.count([owner(o) for o in request.owners])
         return pb.CountTriggersResponse(counts=counts)
 
     async def TestTrigger(
-        self, request: pb.TestTriggerRequest, context: Context
+        self,
+        request: pb.TestTriggerRequest,
+        context: UnaryContext[pb.TestTriggerRequest, pb.TestTriggerResponse],
     ) -> pb.TestTriggerResponse:
         trigger, outcome = await self.triggers.test(owner(request.owner), request.id)
         return pb.TestTriggerResponse(
@@ -94,7 +108,11 @@ class TriggersServicer(triggers_pb2_grpc.TriggersServiceServicer):
             headers_json=orjson.dumps(outcome.headers).decode(), error=outcome.error,
         )  # fmt: skip
 
-    async def ListLog(self, request: pb.ListLogRequest, context: Context) -> pb.ListLogResponse:
+    async def ListLog(
+        self,
+        request: pb.ListLogRequest,
+        context: UnaryContext[pb.ListLogRequest, pb.ListLogResponse],
+    ) -> pb.ListLogResponse:
         entries = await self.triggers.entries(owner(request.owner))
         return pb.ListLogResponse(entries=[
             pb.LogEntry(trigger_id=e.trigger_id, payload_json=e.payload_json,

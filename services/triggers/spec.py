@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from m2x.runtime.errors import ValidationFailed
@@ -28,6 +28,7 @@ MAX_CUSTOM_DATA = 5_000
 NUMERIC = "numeric"
 
 _MISSING = object()
+_T = TypeVar("_T")
 
 
 def _number(value: Any) -> float | None:
@@ -99,8 +100,12 @@ class _Reader:
             return self.body[name]
         return _MISSING if self.current is not None else None
 
-    def kept(self, name: str, fallback: Any) -> Any:
-        return getattr(self.current, name) if self.current is not None else fallback
+    def kept(self, name: str, fallback: _T) -> _T:
+        """The current spec's field (an update keeps it), or `fallback` when creating."""
+        if self.current is None:
+            return fallback
+        value: _T = getattr(self.current, name)
+        return value
 
     def name(self) -> str:
         value = self.given("name")

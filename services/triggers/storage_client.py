@@ -98,7 +98,7 @@ class _TtlCache:
 
     async def get(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
         flight = self._flights.get(key) or self._start(key, load)
-        return await asyncio.shield(flight)  # type: ignore[no-any-return]
+        return await asyncio.shield(flight)
 
 
 def _quiet(flight: asyncio.Future[Any]) -> None:
@@ -146,7 +146,9 @@ class StorageClient:
         found = self._devices.fresh(owner.key, load)
         return found if found is not None else await self._devices.get(owner.key, load)
 
-    def watch(self, devices: list[tuple[str, str]], after_version: int) -> Any:
+    def watch(
+        self, devices: list[tuple[str, str]], after_version: int
+    ) -> grpc.aio.UnaryStreamCall[pb.WatchValuesRequest, pb.WatchValuesResponse]:
         """The WatchValues call (an async iterator of WatchValuesResponse)."""
         request = pb.WatchValuesRequest(
             devices=[pb.DeviceKey(account_id=a, device_id=d) for a, d in devices],

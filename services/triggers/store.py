@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import orjson
 
@@ -27,6 +28,8 @@ _LOG_COLUMNS = (
     "response_code",
 )  # fmt: skip
 CURSOR, STATE, OUTBOX = "cursor", "state", "outbox"
+# One row of engine_state, as _ENGINE_COLUMNS name them.
+EngineRow: TypeAlias = tuple[str, str, str, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,7 @@ class Engine:
     outbox: list[Event]
 
 
-def _trigger_row(t: Trigger, version: int, deleted: bool) -> tuple:
+def _trigger_row(t: Trigger, version: int, deleted: bool) -> tuple[Any, ...]:
     s = t.spec
     return (
         t.id, t.owner.account_id, t.owner.device_id, t.owner.distribution_id, s.name,
@@ -57,7 +60,7 @@ def _trigger_row(t: Trigger, version: int, deleted: bool) -> tuple:
     )  # fmt: skip
 
 
-def _trigger(row: tuple) -> Trigger:
+def _trigger(row: tuple[Any, ...]) -> Trigger:
     (id_, account, device, distribution, name, conditions, frequency, interval, timeframe, url,
      status, send_location, notify_on_reset, custom_data, created, updated, since,
      revision) = row  # fmt: skip
@@ -119,10 +122,10 @@ class Store:
         events: Sequence[Event],
         delivered: Sequence[str],
         cursor: int | None,
-    ) -> list[tuple]:
+    ) -> list[EngineRow]:
         """Rows saving states, new and delivered events and the cursor; built at once, so
         they show the evaluator as it is now, whatever it does while they are written."""
-        rows: list[tuple] = [
+        rows: list[EngineRow] = [
             (STATE, trigger_id, orjson.dumps(state.to_json()).decode(), self.next_version(), 0)
             for trigger_id, state in states.items()
         ]
@@ -135,7 +138,7 @@ class Store:
             rows.append((CURSOR, "values", str(cursor), self.next_version(), 0))
         return rows
 
-    async def write_engine(self, rows: list[tuple]) -> None:
+    async def write_engine(self, rows: list[EngineRow]) -> None:
         """One INSERT: a crash keeps all of these rows or none."""
         await self.db.insert_columns(
             "engine_state", [list(c) for c in zip(*rows, strict=True)], _ENGINE_COLUMNS,

@@ -33,9 +33,9 @@ def fake_value(condition: Condition, stream: StreamInfo | None) -> Value:
         guesses += [hi - 1, hi, hi - 0.5]
     base = float(previous) if isinstance(previous, int | float) else 0.0
     guesses += [base + 1, base, 1.0, 0.0]
-    for guess in guesses:
-        if holds(condition, guess, previous):
-            return guess
+    for number in guesses:
+        if holds(condition, number, previous):
+            return number
     return guesses[0]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ class Triggers:
     def list(self, owner: Owner) -> list[Trigger]:
         return self.registry.of_owner(owner)
 
-    def count(self, owners: list[Owner]) -> list[int]:
+    def count(self, owners: builtins.list[Owner]) -> builtins.list[int]:
         return [self.registry.count(owner) for owner in owners]
 
     async def create(self, owner: Owner, body: Mapping[str, Any]) -> Trigger:
@@ -109,7 +110,7 @@ class Triggers:
                             outcome.status))  # fmt: skip
         return trigger, outcome
 
-    async def entries(self, owner: Owner) -> list[LogEntry]:
+    async def entries(self, owner: Owner) -> builtins.list[LogEntry]:
         await self.log.flush()  # read your own writes: attempts made so far are listed
         rows = await self.store.list_log(owner, LOG_ENTRIES)
         return [LogEntry(t, payload, code, at) for t, payload, code, at in rows]
