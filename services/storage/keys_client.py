@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
 import grpc
 
@@ -11,12 +11,17 @@ from m2x.keys.v1 import keys_pb2_grpc
 from m2x.runtime.errors import Unavailable
 from m2x.runtime.grpc_status import to_domain_error
 
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
 
 class KeysClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = keys_pb2_grpc.KeysServiceStub(channel)
 
-    async def _call(self, rpc: Any, request: Any) -> Any:
+    async def _call(
+        self, rpc: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req
+    ) -> _Resp:
         try:
             return await rpc(request, wait_for_ready=True)
         except grpc.RpcError as exc:

@@ -55,8 +55,8 @@ class EntityStore:
             f"SELECT {', '.join(_STREAM_COLUMNS[:-2])} FROM streams FINAL"
         ):
             account_id, device_id, name, display_name, type_, label, symbol, created, updated = row
-            spec = StreamSpec(type_, label, symbol, display_name)
-            stream = Stream(account_id, device_id, name, spec, created, updated)
+            stream_spec = StreamSpec(type_, label, symbol, display_name)
+            stream = Stream(account_id, device_id, name, stream_spec, created, updated)
             self.streams.setdefault(device_id, {})[name] = stream
 
     # devices
