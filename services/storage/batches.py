@@ -42,9 +42,9 @@ class Batch:
     @classmethod
     def of(cls, kind: str, account_id: str, device_id: str, parts: Sequence[Part],
            first_version: int) -> Batch:  # fmt: skip
-        for stream, stamps, values in parts:
-            if len(stamps) != len(values):
-                raise ValueError(f"stream {stream!r}: {len(stamps)} timestamps, {len(values)} values")  # fmt: skip
+        for stream, part_stamps, part_values in parts:
+            if len(part_stamps) != len(part_values):
+                raise ValueError(f"stream {stream!r}: {len(part_stamps)} timestamps, {len(part_values)} values")  # fmt: skip
         stamps = _concatenate([np.asarray(p[1], np.int64) for p in parts], np.int64)
         if kind == NUMERIC:
             values: np.ndarray | list[str] = _concatenate(
