@@ -194,16 +194,16 @@ class Series:
                     text: Sequence[Part] = ()) -> int:  # fmt: skip
         """Store (stream, timestamps_ms, values) parts; returns the rows stored once durable."""
         await self._room()
-        numeric = [(s, np.asarray(t, np.int64), v) for s, t, v in numeric]
-        text = [(s, np.asarray(t, np.int64), v) for s, t, v in text]
-        fresh = self._rewrites(account_id, device_id, [*numeric, *text])
+        numeric_parts = [(s, np.asarray(t, np.int64), v) for s, t, v in numeric]
+        text_parts = [(s, np.asarray(t, np.int64), v) for s, t, v in text]
+        fresh = self._rewrites(account_id, device_id, [*numeric_parts, *text_parts])
         if fresh:
             await self._persist_rewritten(fresh)
             self.rewritten |= fresh
         # From here to the end nothing awaits before the WAL append: versions, the WAL, the
         # buffer and the listeners all see writes in one order.
         batches: dict[str, Batch] = {}
-        for kind, parts in ((NUMERIC, numeric), (TEXT, text)):
+        for kind, parts in ((NUMERIC, numeric_parts), (TEXT, text_parts)):
             count = sum(len(p[1]) for p in parts)
             if count:
                 batches[kind] = Batch.of(kind, account_id, device_id, parts, self._versions(count))
