@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import time
 from typing import Any
@@ -60,7 +61,7 @@ class Streams:
         return [s for s in streams if not caller.stream or s.name == caller.stream]
 
     async def put(self, caller: Caller, device: Device, name: str, spec: StreamSpec,
-                  fields: list[str]) -> tuple[bool, Stream]:  # fmt: skip
+                  fields: builtins.list[str]) -> tuple[bool, Stream]:  # fmt: skip
         check_stream(caller, name)
         async with self.state.write_lock:
             current = self.store.streams_of(device.id).get(name)
@@ -84,7 +85,7 @@ class Streams:
         self.state.forget_stream(device.id, name)
         await self.state.series.delete_stream(device.account_id, device.id, name)
 
-    async def write(self, caller: Caller, device: Device, incoming: list[Incoming],
+    async def write(self, caller: Caller, device: Device, incoming: builtins.list[Incoming],
                     location: Location | None) -> int:  # fmt: skip
         """Store values of several streams (and a location); returns once durable."""
         streams = self.store.streams_of(device.id)
@@ -139,7 +140,7 @@ class Streams:
 
     async def values(self, caller: Caller, device: Device, name: str, start_ms: int, end_ms: int,
                      lo: float | None, hi: float | None, limit: int, sort: str,
-                     dir: str) -> tuple[Stream, list[tuple[int, Any]]]:  # fmt: skip
+                     dir: str) -> tuple[Stream, builtins.list[tuple[int, Any]]]:  # fmt: skip
         stream = self.get(caller, device, name)
         if not stream.numeric and (lo is not None or hi is not None):
             raise ValidationFailed({"min" if lo is not None else "max": ["not_valid"]})
@@ -171,7 +172,7 @@ class Streams:
 
     async def sample(self, caller: Caller, device: Device, name: str, kind: str, interval: int,
                      start_ms: int, end_ms: int, lo: float | None, hi: float | None,
-                     limit: int) -> list[tuple[int, float]]:  # fmt: skip
+                     limit: int) -> builtins.list[tuple[int, float]]:  # fmt: skip
         self._numeric(caller, device, name)
         errors = {}
         if kind not in SAMPLE_TYPES:
@@ -201,9 +202,9 @@ class Streams:
         )
 
     async def device_rows(
-        self, caller: Caller, device: Device, names: list[str], start_ms: int, end_ms: int,
-        limit: int, conditions: list[tuple[str, str, Any]],
-    ) -> list[tuple[int, dict[str, Any]]]:  # fmt: skip
+        self, caller: Caller, device: Device, names: builtins.list[str], start_ms: int,
+        end_ms: int, limit: int, conditions: builtins.list[tuple[str, str, Any]],
+    ) -> builtins.list[tuple[int, dict[str, Any]]]:  # fmt: skip
         reachable = {s.name: s for s in self.list(caller, device)}
         wanted = names or list(reachable)
         missing = [n for n in wanted + [c[0] for c in conditions] if n not in reachable]
