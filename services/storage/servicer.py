@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 
 from m2x.runtime.errors import DomainError, ValidationFailed
+from m2x.runtime.grpc_server import StreamContext, UnaryContext
 from m2x.runtime.grpc_status import to_status
 from m2x.storage.v1 import storage_pb2 as pb
 from m2x.storage.v1 import storage_pb2_grpc
@@ -27,7 +28,6 @@ from services.storage.state import State
 from services.storage.streams import Incoming, Streams
 from services.storage.value_feed import ValueFeed, WatcherLagged
 
-Context = grpc.aio.ServicerContext
 logger = logging.getLogger(__name__)
 
 
@@ -55,14 +55,18 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
 
     # devices
     async def CreateDevice(
-        self, request: pb.CreateDeviceRequest, context: Context
+        self,
+        request: pb.CreateDeviceRequest,
+        context: UnaryContext[pb.CreateDeviceRequest, pb.CreateDeviceResponse],
     ) -> pb.CreateDeviceResponse:
         caller = convert.caller(request.caller)
         device, key = await self.devices.create(caller, convert.device_spec(request.spec))
         return pb.CreateDeviceResponse(device=convert.device_to_pb(device, self.state, key))
 
     async def GetDevice(
-        self, request: pb.GetDeviceRequest, context: Context
+        self,
+        request: pb.GetDeviceRequest,
+        context: UnaryContext[pb.GetDeviceRequest, pb.GetDeviceResponse],
     ) -> pb.GetDeviceResponse:
         caller, device = self._device(request, read_only=request.read_only)
         key = await self.devices.key_of(caller, device)
@@ -70,7 +74,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         return pb.GetDeviceResponse(device=message)
 
     async def UpdateDevice(
-        self, request: pb.UpdateDeviceRequest, context: Context
+        self,
+        request: pb.UpdateDeviceRequest,
+        context: UnaryContext[pb.UpdateDeviceRequest, pb.UpdateDeviceResponse],
     ) -> pb.UpdateDeviceResponse:
         caller, device = self._device(request, master_only=True)
         updated = await self.devices.update(
@@ -79,14 +85,18 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         return pb.UpdateDeviceResponse(device=convert.device_to_pb(updated, self.state))
 
     async def DeleteDevice(
-        self, request: pb.DeleteDeviceRequest, context: Context
+        self,
+        request: pb.DeleteDeviceRequest,
+        context: UnaryContext[pb.DeleteDeviceRequest, pb.DeleteDeviceResponse],
     ) -> pb.DeleteDeviceResponse:
         caller, device = self._device(request, master_only=True)
         await self.devices.delete(caller, device)
         return pb.DeleteDeviceResponse()
 
     async def ListDevices(
-        self, request: pb.ListDevicesRequest, context: Context
+        self,
+        request: pb.ListDevicesRequest,
+        context: UnaryContext[pb.ListDevicesRequest, pb.ListDevicesResponse],
     ) -> pb.ListDevicesResponse:
         caller = convert.caller(request.caller)
         page, total = self.devices.list(
@@ -106,13 +116,17 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         return pb.ListDevicesResponse(devices=devices, total=total)
 
     async def ListDeviceTags(
-        self, request: pb.ListDeviceTagsRequest, context: Context
+        self,
+        request: pb.ListDeviceTagsRequest,
+        context: UnaryContext[pb.ListDeviceTagsRequest, pb.ListDeviceTagsResponse],
     ) -> pb.ListDeviceTagsResponse:
         return pb.ListDeviceTagsResponse(tags=self.devices.tags(convert.caller(request.caller)))
 
     # streams
     async def PutStream(
-        self, request: pb.PutStreamRequest, context: Context
+        self,
+        request: pb.PutStreamRequest,
+        context: UnaryContext[pb.PutStreamRequest, pb.PutStreamResponse],
     ) -> pb.PutStreamResponse:
         caller, device = self._device(request)
         fields = [f for name in request.fields for f in convert.STREAM_FIELDS.get(name, ())]
@@ -124,7 +138,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         )
 
     async def GetStream(
-        self, request: pb.GetStreamRequest, context: Context
+        self,
+        request: pb.GetStreamRequest,
+        context: UnaryContext[pb.GetStreamRequest, pb.GetStreamResponse],
     ) -> pb.GetStreamResponse:
         caller, device = self._device(request, read_only=True)
         stream = self.streams.get(caller, device, request.name)
@@ -133,14 +149,18 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         )
 
     async def ListStreams(
-        self, request: pb.ListStreamsRequest, context: Context
+        self,
+        request: pb.ListStreamsRequest,
+        context: UnaryContext[pb.ListStreamsRequest, pb.ListStreamsResponse],
     ) -> pb.ListStreamsResponse:
         caller, device = self._device(request, read_only=True)
         streams = [convert.stream_to_pb(s, self.state) for s in self.streams.list(caller, device)]
         return pb.ListStreamsResponse(streams=streams, device_id=device.id)
 
     async def DeleteStream(
-        self, request: pb.DeleteStreamRequest, context: Context
+        self,
+        request: pb.DeleteStreamRequest,
+        context: UnaryContext[pb.DeleteStreamRequest, pb.DeleteStreamResponse],
     ) -> pb.DeleteStreamResponse:
         caller, device = self._device(request)
         await self.streams.delete(caller, device, request.name)
@@ -148,12 +168,16 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
 
     # values
     async def WriteValues(
-        self, request: pb.WriteValuesRequest, context: Context
+        self,
+        request: pb.WriteValuesRequest,
+        context: UnaryContext[pb.WriteValuesRequest, pb.WriteValuesResponse],
     ) -> pb.WriteValuesResponse:
         return pb.WriteValuesResponse(stored=await self._write(request))
 
     async def WriteValuesBatch(
-        self, request: pb.WriteValuesBatchRequest, context: Context
+        self,
+        request: pb.WriteValuesBatchRequest,
+        context: UnaryContext[pb.WriteValuesBatchRequest, pb.WriteValuesBatchResponse],
     ) -> pb.WriteValuesBatchResponse:
         outcomes = await asyncio.gather(
             *(self._write(write) for write in request.writes), return_exceptions=True
@@ -186,7 +210,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         return await self.streams.write(caller, device, incoming, location)
 
     async def ListValues(
-        self, request: pb.ListValuesRequest, context: Context
+        self,
+        request: pb.ListValuesRequest,
+        context: UnaryContext[pb.ListValuesRequest, pb.ListValuesResponse],
     ) -> pb.ListValuesResponse:
         caller, device = self._device(request, read_only=True)
         start, end, lo, hi = convert.value_range(request.range)
@@ -199,7 +225,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         )
 
     async def DeleteValues(
-        self, request: pb.DeleteValuesRequest, context: Context
+        self,
+        request: pb.DeleteValuesRequest,
+        context: UnaryContext[pb.DeleteValuesRequest, pb.DeleteValuesResponse],
     ) -> pb.DeleteValuesResponse:
         caller, device = self._device(request)
         await self.streams.delete_values(
@@ -208,7 +236,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         return pb.DeleteValuesResponse()
 
     async def SampleValues(
-        self, request: pb.SampleValuesRequest, context: Context
+        self,
+        request: pb.SampleValuesRequest,
+        context: UnaryContext[pb.SampleValuesRequest, pb.SampleValuesResponse],
     ) -> pb.SampleValuesResponse:
         caller, device = self._device(request, read_only=True)
         start, end, lo, hi = convert.value_range(request.range)
@@ -227,7 +257,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         return pb.SampleValuesResponse(values=[convert.value_to_pb(t, v) for t, v in rows])
 
     async def StreamStats(
-        self, request: pb.StreamStatsRequest, context: Context
+        self,
+        request: pb.StreamStatsRequest,
+        context: UnaryContext[pb.StreamStatsRequest, pb.StreamStatsResponse],
     ) -> pb.StreamStatsResponse:
         caller, device = self._device(request, read_only=True)
         start, end, lo, hi = convert.value_range(request.range)
@@ -235,7 +267,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         return pb.StreamStatsResponse(**{k: v for k, v in stats.items() if v is not None})
 
     async def ListDeviceValues(
-        self, request: pb.ListDeviceValuesRequest, context: Context
+        self,
+        request: pb.ListDeviceValuesRequest,
+        context: UnaryContext[pb.ListDeviceValuesRequest, pb.ListDeviceValuesResponse],
     ) -> pb.ListDeviceValuesResponse:
         caller, device = self._device(request, read_only=True)
         conditions = []
@@ -259,7 +293,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
 
     # location
     async def GetLocation(
-        self, request: pb.GetLocationRequest, context: Context
+        self,
+        request: pb.GetLocationRequest,
+        context: UnaryContext[pb.GetLocationRequest, pb.GetLocationResponse],
     ) -> pb.GetLocationResponse:
         _, device = self._device(request, read_only=True)
         location, waypoints = await self.locations.current(device)
@@ -269,7 +305,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         return reply
 
     async def ListWaypoints(
-        self, request: pb.ListWaypointsRequest, context: Context
+        self,
+        request: pb.ListWaypointsRequest,
+        context: UnaryContext[pb.ListWaypointsRequest, pb.ListWaypointsResponse],
     ) -> pb.ListWaypointsResponse:
         _, device = self._device(request, read_only=True)
         waypoints = await self.locations.history(
@@ -278,7 +316,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         return pb.ListWaypointsResponse(waypoints=[convert.location_to_pb(w) for w in waypoints])
 
     async def DeleteWaypoints(
-        self, request: pb.DeleteWaypointsRequest, context: Context
+        self,
+        request: pb.DeleteWaypointsRequest,
+        context: UnaryContext[pb.DeleteWaypointsRequest, pb.DeleteWaypointsResponse],
     ) -> pb.DeleteWaypointsResponse:
         _, device = self._device(request)
         await self.locations.delete(device, request.from_ms, request.end_ms)
@@ -286,13 +326,17 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
 
     # metadata
     async def GetMetadata(
-        self, request: pb.GetMetadataRequest, context: Context
+        self,
+        request: pb.GetMetadataRequest,
+        context: UnaryContext[pb.GetMetadataRequest, pb.GetMetadataResponse],
     ) -> pb.GetMetadataResponse:
         _, device = self._device(request, read_only=True)
         return pb.GetMetadataResponse(metadata_json=orjson.dumps(device.spec.metadata).decode())
 
     async def PutMetadata(
-        self, request: pb.PutMetadataRequest, context: Context
+        self,
+        request: pb.PutMetadataRequest,
+        context: UnaryContext[pb.PutMetadataRequest, pb.PutMetadataResponse],
     ) -> pb.PutMetadataResponse:
         caller, device = self._device(request)
         value = convert.json_object(request.metadata_json, request.field or "metadata")
@@ -301,7 +345,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
 
     # exports
     async def ExportValues(
-        self, request: pb.ExportValuesRequest, context: Context
+        self,
+        request: pb.ExportValuesRequest,
+        context: UnaryContext[pb.ExportValuesRequest, pb.ExportValuesResponse],
     ) -> pb.ExportValuesResponse:
         caller, device = self._device(request, read_only=True)
         reachable = {s.name for s in self.streams.list(caller, device)}
@@ -315,11 +361,17 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         )
         return pb.ExportValuesResponse(job=convert.job_to_pb(job))
 
-    async def GetJob(self, request: pb.GetJobRequest, context: Context) -> pb.GetJobResponse:
+    async def GetJob(
+        self, request: pb.GetJobRequest, context: UnaryContext[pb.GetJobRequest, pb.GetJobResponse]
+    ) -> pb.GetJobResponse:
         job = self.exports.get(convert.caller(request.caller), request.id)
         return pb.GetJobResponse(job=convert.job_to_pb(job))
 
-    async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
+    async def ListJobs(
+        self,
+        request: pb.ListJobsRequest,
+        context: UnaryContext[pb.ListJobsRequest, pb.ListJobsResponse],
+    ) -> pb.ListJobsResponse:
         jobs, total = self.exports.list(
             convert.caller(request.caller),
             request.state,
@@ -330,14 +382,18 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         return pb.ListJobsResponse(jobs=[convert.job_to_pb(j) for j in jobs], total=total)
 
     async def ReadExport(
-        self, request: pb.ReadExportRequest, context: Context
+        self,
+        request: pb.ReadExportRequest,
+        context: StreamContext[pb.ReadExportRequest, pb.ReadExportResponse],
     ) -> AsyncIterator[pb.ReadExportResponse]:
         async for chunk in self.exports.read(request.token):
             yield pb.ReadExportResponse(chunk=chunk)
 
     # value feed
     async def WatchValues(
-        self, request: pb.WatchValuesRequest, context: Context
+        self,
+        request: pb.WatchValuesRequest,
+        context: StreamContext[pb.WatchValuesRequest, pb.WatchValuesResponse],
     ) -> AsyncIterator[pb.WatchValuesResponse]:
         devices = [(d.account_id, d.device_id) for d in request.devices]
         try:
@@ -353,20 +409,26 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
 
     # request log
     async def AppendRequestLog(
-        self, request: pb.AppendRequestLogRequest, context: Context
+        self,
+        request: pb.AppendRequestLogRequest,
+        context: UnaryContext[pb.AppendRequestLogRequest, pb.AppendRequestLogResponse],
     ) -> pb.AppendRequestLogResponse:
         await self.log.append(list(request.entries))
         return pb.AppendRequestLogResponse()
 
     async def ListRequestLog(
-        self, request: pb.ListRequestLogRequest, context: Context
+        self,
+        request: pb.ListRequestLogRequest,
+        context: UnaryContext[pb.ListRequestLogRequest, pb.ListRequestLogResponse],
     ) -> pb.ListRequestLogResponse:
         _, device = self._device(request)
         return pb.ListRequestLogResponse(entries=await self.log.list(device))
 
     # commands on their way to devices
     async def WatchCommands(
-        self, request: pb.WatchCommandsRequest, context: Context
+        self,
+        request: pb.WatchCommandsRequest,
+        context: StreamContext[pb.WatchCommandsRequest, pb.CommandDelivery],
     ) -> AsyncIterator[pb.CommandDelivery]:
         with self.commands.subscribe() as deliveries:
             await context.send_initial_metadata(())  # tells the watcher it is registered
