@@ -3,6 +3,8 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 LINT_PATHS := m2x services adapters tests bench scripts
+# type-checked strictly (settings in pyproject.toml [tool.mypy])
+TYPED_PATHS := m2x services adapters
 GENERATED := m2x/common m2x/keys m2x/storage m2x/triggers m2x/messaging m2x/.protos-hash
 
 .PHONY: setup run test lint bench clean
@@ -22,6 +24,7 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy $(TYPED_PATHS)
 
 bench: setup
 	@set -e; for script in $(sort $(wildcard bench/*.py)); do \
