@@ -35,6 +35,7 @@ from adapters.api.request_log import RequestLogShipper
 from adapters.api.values_routes import _column, _entries, _streams
 from bench.ingest import PER_STREAM, STREAMS, batches
 from m2x.keys.v1 import keys_pb2
+from m2x.storage.v1 import storage_pb2
 
 VALUES = STREAMS * PER_STREAM
 DEVICE = "d" * 32
@@ -54,7 +55,12 @@ class Keys:
 
 
 class Writer:
-    async def write(self, request: Any) -> int:
+    """Puts each write into a batch message, as ValueWriter does, and sends nothing."""
+
+    async def write(self, *write: Any) -> int:
+        caller, device, streams, location = write
+        batch = storage_pb2.WriteValuesBatchRequest()
+        batch.writes.add(caller=caller, device=device, streams=streams, location=location)
         return 0
 
 

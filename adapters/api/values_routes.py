@@ -214,11 +214,8 @@ def read_location(fields: FieldReader, raw: Any, default_ts: int) -> pb.Location
 
 async def write_values(c: Call, streams: list[pb.StreamValues], location: pb.Location | None,
                  single: str = "") -> ApiResponse:  # fmt: skip
-    request = pb.WriteValuesRequest(caller=c.caller(), device=c.device_ref(), streams=streams)
-    if location is not None:
-        request.location.CopyFrom(location)
     try:
-        await c.services.values.write(request)
+        await c.services.values.write(c.caller(), c.device_ref(), streams, location)
     except ValidationFailed as exc:
         if single and exc.fields.get(single) == ["Stream not found"]:
             raise NotFound("Stream", single) from None
