@@ -56,19 +56,23 @@ class Hook(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while True:
-            head_end = self.buffer.find(b"\r\n\r\n")
-            if head_end < 0:
-                return
-            length = _content_length(self.buffer[: head_end + 2])
-            if len(self.buffer) < head_end + 4 + length:
-                return
-            body = self.buffer[head_end + 4 : head_end + 4 + length]
-            self.buffer = self.buffer[head_end + 4 + length :]
+        while message := _next_message(self.buffer):
+            _, body, self.buffer = message
             now = time.perf_counter()
             for value in orjson.loads(body)["values"].values():
                 Hook.arrived.setdefault(int(value["value"]), now)
             self.transport.write(OK)  # type: ignore[attr-defined]
+
+
+def _next_message(buffer: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """(head, body, what follows) of the first whole HTTP message in `buffer`, or None."""
+    head_end = buffer.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    end = head_end + 4 + _content_length(buffer[: head_end + 2])
+    if len(buffer) < end:
+        return None
+    return buffer[: head_end + 2], buffer[head_end + 4 : end], buffer[end:]
 
 
 def _content_length(head: bytes) -> int:
@@ -98,14 +102,11 @@ class Client(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        head_end = self.buffer.find(b"\r\n\r\n")
-        if head_end < 0:
+        message = _next_message(self.buffer)
+        if message is None:
             return
-        length = _content_length(self.buffer[: head_end + 2])
-        if len(self.buffer) < head_end + 4 + length:
-            return
-        status = int(self.buffer[9:12])
-        self.buffer = self.buffer[head_end + 4 + length :]
+        head, _, self.buffer = message
+        status = int(head[9:12])
         if self.answer is not None and not self.answer.done():
             self.answer.set_result(status)
 
