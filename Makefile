@@ -27,8 +27,8 @@ lint: setup
 	$(VENV)/bin/mypy $(TYPED_PATHS)
 
 bench: setup
-	@set -e; for script in $(sort $(wildcard bench/*.py)); do \
-		echo "== $$script"; $(PY) $$script; \
+	@set -e; for script in $(sort $(filter-out %/__init__.py %support.py,$(wildcard bench/*.py))); do \
+		echo "== $$script"; $(PY) -m bench.$$(basename $$script .py); \
 	done
 
 clean:
