@@ -5,7 +5,7 @@ by the real route table and handlers through Api.handle, with a principal that i
 cached and a value writer that stores nothing. Measured in one run:
 
 - /updates, 1,000 values a request (10 streams x 100, as bench.ingest sends them): the JSON
-  decode alone (the floor), the entries converted one by one (`_entries` and `_column`, the
+  decode alone (the floor), the entries converted one by one (`entries` and `Columns.add`, the
   per-value path every body took before bulk conversion, now kept for bodies with errors), the
   bulk conversion (`_streams`), and the whole pipeline (decode + Api.handle);
 - PUT /streams/{name}/value, one value a request: the whole pipeline.
@@ -32,7 +32,8 @@ from adapters.api.fields import FieldReader
 from adapters.api.messages import ApiRequest
 from adapters.api.principals import Principal
 from adapters.api.request_log import RequestLogShipper
-from adapters.api.values_routes import _column, _entries, _streams
+from adapters.api.value_columns import Columns, entries
+from adapters.api.values_routes import _streams
 from bench.ingest import PER_STREAM, STREAMS, batches
 from m2x.keys.v1 import keys_pb2
 from m2x.storage.v1 import storage_pb2
@@ -58,9 +59,9 @@ class Writer:
     """Puts each write into a batch message, as ValueWriter does, and sends nothing."""
 
     async def write(self, *write: Any) -> int:
-        caller, device, streams, location = write
+        caller, device, values, location = write
         batch = storage_pb2.WriteValuesBatchRequest()
-        batch.writes.add(caller=caller, device=device, streams=streams, location=location)
+        batch.writes.add(caller=caller, device=device, values=values, location=location)
         return 0
 
 
@@ -75,8 +76,10 @@ def make_api() -> tuple[Api, RequestLogShipper]:
 
 def per_value(body: dict[str, Any]) -> None:
     fields = FieldReader(body)
+    columns = Columns()
     for name, raw in body["values"].items():
-        _column(name, _entries(fields, raw, name, None), fields, name)
+        columns.add(name, entries(fields, raw, name, None), fields, name)
+    columns.message()
 
 
 def bulk(body: dict[str, Any]) -> None:

@@ -223,7 +223,7 @@ async def put_location(c: Call) -> ApiResponse:
     fields = FieldReader({})
     location = read_location(fields, c.body_object(), now_ms())
     fields.done()
-    return await write_values(c, [], location)
+    return await write_values(c, pb.ValueColumns(), location)
 
 
 async def waypoints(c: Call) -> ApiResponse:

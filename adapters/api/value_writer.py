@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from adapters.api.rpc import call
@@ -53,19 +53,19 @@ class ValueWriter:
         self,
         caller: pb.Caller,
         device: pb.DeviceRef,
-        streams: Sequence[pb.StreamValues],
+        values: pb.ValueColumns,
         location: pb.Location | None = None,
     ) -> int:
         """Store one device's values (WriteValues semantics); returns the values stored."""
-        values = sum(len(s.timestamps_ms) for s in streams) + (location is not None)
+        count = sum(values.counts) + (location is not None)
         pending = self._pending
         if not pending or (
-            pending[-1].answers and pending[-1].values + values > MAX_VALUES_PER_CALL
+            pending[-1].answers and pending[-1].values + count > MAX_VALUES_PER_CALL
         ):
             pending.append(_Batch())
         batch = pending[-1]
-        batch.request.writes.add(caller=caller, device=device, streams=streams, location=location)
-        batch.values += values
+        batch.request.writes.add(caller=caller, device=device, values=values, location=location)
+        batch.values += count
         loop = asyncio.get_running_loop()
         answer = loop.create_future()
         batch.answers.append(answer)

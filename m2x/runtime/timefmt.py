@@ -98,8 +98,9 @@ def _row_layout(length: int) -> tuple[bytes, np.ndarray, np.ndarray]:
     return template, weights, -48 * weights.sum(axis=0)
 
 
-def parse_iso_many(texts: Sequence[object]) -> list[int]:
-    """`[parse_iso(t) for t in texts]`, raising the same ValueError, at a fraction of the CPU.
+def parse_iso_many(texts: Sequence[object]) -> np.ndarray:
+    """`[parse_iso(t) for t in texts]` as int64, raising the same ValueError, at a fraction
+    of the CPU.
 
     UTC timestamps with a `Z` are converted together; any other text (an offset, a space, an
     impossible date...) goes through parse_iso on its own.
@@ -107,7 +108,7 @@ def parse_iso_many(texts: Sequence[object]) -> list[int]:
     count = len(texts)
     data = _lines(texts) if count >= _BULK_MIN else None
     if data is None:
-        return [parse_iso(text) for text in texts]  # type: ignore[arg-type]
+        return np.array([parse_iso(text) for text in texts], np.int64)  # type: ignore[arg-type]
     length = len(texts[0])  # type: ignore[arg-type]
     if len(data) == count * (length + 1) and length in _LENGTHS:
         # Only when every text has the first one's length are the line breaks where the
@@ -122,10 +123,9 @@ def parse_iso_many(texts: Sequence[object]) -> list[int]:
             which = np.flatnonzero(lengths == length)
             rows = buffer[(ends[which] - length)[:, None] + np.arange(length + 1)]
             millis[which], fast[which] = _parse_rows(rows, length)
-    out: list[int] = millis.tolist()
     for index in np.flatnonzero(~fast).tolist():
-        out[index] = parse_iso(texts[index])  # type: ignore[arg-type]
-    return out
+        millis[index] = parse_iso(texts[index])  # type: ignore[arg-type]
+    return millis
 
 
 def _lines(texts: Sequence[object]) -> bytes | None:

@@ -27,41 +27,37 @@ _TS = pa.timestamp("ms", tz="UTC")
 
 
 @dataclass(slots=True)  # not frozen: its __init__ would cost a few µs more per write
-class Batch:
-    """One write's rows for one table, in version order: part by part, as they came."""
+class Columns:
+    """Values of one device's streams, stream after stream, each stream once."""
 
-    kind: str
-    account_id: str
-    device_id: str
     streams: tuple[str, ...]
-    counts: tuple[int, ...]
+    counts: tuple[int, ...]  # values of each stream, none 0
     stamps: np.ndarray  # int64 ms since the epoch
     values: np.ndarray | list[str]  # float64 for numeric streams, texts for the others
-    first_version: int
 
     @classmethod
-    def of(cls, kind: str, account_id: str, device_id: str, parts: Sequence[Part],
-           first_version: int) -> Batch:  # fmt: skip
+    def from_parts(cls, parts: Sequence[Part], numeric: bool) -> Columns:
+        """(stream, timestamps, values) parts as columns; streams without values are left out."""
+        parts = [p for p in parts if len(p[1]) or len(p[2])]
         for stream, part_stamps, part_values in parts:
             if len(part_stamps) != len(part_values):
                 raise ValueError(f"stream {stream!r}: {len(part_stamps)} timestamps, {len(part_values)} values")  # fmt: skip
         stamps = _concatenate([np.asarray(p[1], np.int64) for p in parts], np.int64)
-        if kind == NUMERIC:
+        if numeric:
             values: np.ndarray | list[str] = _concatenate(
                 [np.asarray(p[2], np.float64) for p in parts], np.float64
             )
         else:
             values = list(itertools.chain.from_iterable(p[2] for p in parts))
-        return cls(kind, account_id, device_id, tuple(p[0] for p in parts),
-                   tuple(len(p[1]) for p in parts), stamps, values, first_version)  # fmt: skip
+        return cls(tuple(p[0] for p in parts), tuple(len(p[1]) for p in parts), stamps, values)
 
     @property
     def rows(self) -> int:
         return len(self.stamps)
 
-    @property
-    def last_version(self) -> int:
-        return self.first_version + len(self.stamps) - 1
+    def starts(self) -> list[int]:
+        """Where each stream's values begin."""
+        return [0, *itertools.accumulate(self.counts[:-1])]
 
     def parts(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | list[str]]]:
         """(stream, timestamps, values) of each stream, as written."""
@@ -70,20 +66,65 @@ class Batch:
             start, end = end, end + count
             yield stream, self.stamps[start:end], self.values[start:end]
 
-    def newest(self) -> Iterator[tuple[str, int, Any]]:
-        """(stream, timestamp, value) of the newest value of each stream of the batch."""
+    def ascending(self) -> bool:
+        """Whether each stream's timestamps strictly ascend (as devices send them): then no
+        timestamp repeats within a stream and its newest value is its last."""
+        if len(self.stamps) < 2:
+            return True
+        rising = self.stamps[1:] > self.stamps[:-1]
+        if len(self.counts) > 1:  # where one stream ends and the next begins does not count
+            rising[np.cumsum(self.counts[:-1]) - 1] = True
+        return bool(rising.all())
+
+    def earliest(self, ascending: bool) -> list[int]:
+        """The smallest timestamp of each stream (`ascending`: as `self.ascending()` says)."""
+        starts = self.starts()
+        if ascending:
+            return self.stamps[starts].tolist()  # type: ignore[no-any-return]
+        return np.minimum.reduceat(self.stamps, starts).tolist()  # type: ignore[no-any-return]
+
+    def newest(self) -> list[tuple[str, int, Any]]:
+        """(stream, timestamp, value) of the newest value of each stream."""
         if len(self.stamps) == 1:  # a single value: the most common write
             value = self.values[0]
-            yield (
-                self.streams[0],
-                int(self.stamps[0]),
-                value.item() if isinstance(value, np.generic) else value,
-            )
-            return
-        for stream, stamps, values in self.parts():
-            at = int(stamps.argmax()) if len(stamps) > 1 else 0
-            value = values[at]
-            yield stream, int(stamps[at]), value.item() if isinstance(value, np.generic) else value
+            return [(self.streams[0], int(self.stamps[0]),
+                     value.item() if isinstance(value, np.generic) else value)]  # fmt: skip
+        if self.ascending():
+            ends = np.cumsum(self.counts) - 1
+            values = self.values[ends].tolist() if isinstance(self.values, np.ndarray) else [
+                self.values[end] for end in ends.tolist()
+            ]  # fmt: skip
+            return list(zip(self.streams, self.stamps[ends].tolist(), values, strict=True))
+        newest = []
+        for stream, stamps, part_values in self.parts():
+            at = int(stamps.argmax())
+            value = part_values[at]
+            newest.append((stream, int(stamps[at]),
+                           value.item() if isinstance(value, np.generic) else value))  # fmt: skip
+        return newest
+
+
+@dataclass(slots=True)
+class Batch(Columns):
+    """One write's rows for one table, in version order: stream after stream, as they came."""
+
+    kind: str
+    account_id: str
+    device_id: str
+    first_version: int
+
+    @classmethod
+    def of(cls, kind: str, account_id: str, device_id: str, parts: Columns | Sequence[Part],
+           first_version: int) -> Batch:  # fmt: skip
+        columns = (
+            parts if isinstance(parts, Columns) else Columns.from_parts(parts, kind == NUMERIC)
+        )
+        return cls(columns.streams, columns.counts, columns.stamps, columns.values,
+                   kind, account_id, device_id, first_version)  # fmt: skip
+
+    @property
+    def last_version(self) -> int:
+        return self.first_version + len(self.stamps) - 1
 
     def hours(self) -> set[tuple[str, str, str, int]]:
         """(account, device, stream, hour start in ms) of every hour the batch has values in."""
@@ -117,8 +158,8 @@ class Batch:
             if kept > 0:
                 streams.append(stream)
                 counts.append(kept)
-        return Batch(self.kind, self.account_id, self.device_id, tuple(streams), tuple(counts),
-                     self.stamps[cut:], self.values[cut:], version + 1)  # fmt: skip
+        return Batch(tuple(streams), tuple(counts), self.stamps[cut:], self.values[cut:],
+                     self.kind, self.account_id, self.device_id, version + 1)  # fmt: skip
 
     # the WAL record of a write: [2, account, device, numeric batch, text batch]
     def record(self) -> list[Any]:
@@ -131,8 +172,8 @@ class Batch:
         first, streams, counts, stamps, values = record
         if kind == NUMERIC:
             values = np.frombuffer(values, np.float64)
-        return cls(kind, account_id, device_id, tuple(streams), tuple(counts),
-                   np.frombuffer(stamps, np.int64), values, first)  # fmt: skip
+        return cls(tuple(streams), tuple(counts), np.frombuffer(stamps, np.int64), values,
+                   kind, account_id, device_id, first)  # fmt: skip
 
 
 RECORD_FORMAT = 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import orjson
 
 from m2x.runtime.errors import ValidationFailed
@@ -14,6 +15,10 @@ from services.storage.exports import Job
 from services.storage.model import Device, DeviceSpec, Location, Stream, StreamSpec
 from services.storage.series import StoredRow
 from services.storage.state import State
+from services.storage.streams import Incoming
+
+# Byte order of value columns on the wire, whatever the machine's.
+_STAMP, _NUMBER = np.dtype("<i8"), np.dtype("<f8")
 
 
 def caller(message: pb.Caller) -> Caller:
@@ -114,6 +119,23 @@ def stream_to_pb(stream: Stream, state: State) -> pb.Stream:
         else:
             message.number = latest[1]
     return message
+
+
+def incoming(message: pb.ValueColumns) -> Incoming:
+    """A write's value columns, checked for shape (the adapters send them well formed)."""
+    streams, counts, texts = list(message.streams), list(message.counts), list(message.texts)
+    text_count = sum(c for c, t in zip(counts, texts, strict=False) if t)
+    total = sum(counts)
+    if (
+        len(counts) != len(streams) or len(texts) != len(streams) or len(set(streams)) != len(streams)
+        or not all(counts) or len(message.timestamps_ms) != 8 * total
+        or len(message.numbers) != 8 * (total - text_count) or len(message.text_values) != text_count
+    ):  # fmt: skip
+        raise ValidationFailed({"values": ["not_valid"]})
+    return Incoming(
+        streams, counts, texts, np.frombuffer(message.timestamps_ms, _STAMP),
+        np.frombuffer(message.numbers, _NUMBER), list(message.text_values),
+    )  # fmt: skip
 
 
 def value_to_pb(ts: int, value: float | str) -> pb.Value:

@@ -155,9 +155,10 @@ def numeric_values(texts: list[str]) -> np.ndarray | None:
     return numbers if finite(numbers) else None
 
 
-def text_values(numbers: Sequence[float] | np.ndarray, texts: list[str]) -> list[str] | None:
-    """Values for an alphanumeric stream, or None when one is too long."""
-    values = texts or [_number_text(float(n)) for n in numbers]
+def text_values(sent: np.ndarray | list[str]) -> list[str] | None:
+    """Values sent (as numbers or texts) for an alphanumeric stream, or None when one is too
+    long."""
+    values = sent if isinstance(sent, list) else [_number_text(n) for n in sent.tolist()]
     return values if all(len(v) <= MAX_TEXT_VALUE for v in values) else None
 
 

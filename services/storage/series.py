@@ -30,8 +30,7 @@ from opentelemetry import metrics
 
 from m2x.runtime.clickhouse import Database
 from m2x.runtime.errors import Unavailable
-from services.storage.batches import Batch, Part, arrow_table, read_record, write_record
-from services.storage.model import bounds
+from services.storage.batches import Batch, Columns, Part, arrow_table, read_record, write_record
 from services.storage.value_queries import (
     _TABLES,
     NUMERIC,
@@ -162,9 +161,7 @@ class Series:
                 for batch in read_record(record, (NUMERIC, TEXT)):
                     if batch.kind == NUMERIC:
                         hours.update(batch.hours())
-                    self.rewritten |= self._rewrites(
-                        batch.account_id, batch.device_id, list(batch.parts())
-                    )
+                    self.rewritten |= self._rewrites(batch.account_id, batch.device_id, [batch])
                     self._last_version = max(self._last_version, batch.last_version)
                     self._observe(batch)
                     missing = batch.after(stored[batch.kind])
@@ -190,23 +187,28 @@ class Series:
         self._last_version = first + count - 1
         return first
 
-    async def write(self, account_id: str, device_id: str, numeric: Sequence[Part] = (),
-                    text: Sequence[Part] = ()) -> int:  # fmt: skip
-        """Store (stream, timestamps_ms, values) parts; returns the rows stored once durable."""
+    async def write(self, account_id: str, device_id: str, numeric: Columns | Sequence[Part] = (),
+                    text: Columns | Sequence[Part] = ()) -> int:  # fmt: skip
+        """Store values (columns, or (stream, timestamps_ms, values) parts) of one device's
+        numeric and alphanumeric streams; returns the rows stored, once durable."""
         await self._room()
-        numeric_parts = [(s, np.asarray(t, np.int64), v) for s, t, v in numeric]
-        text_parts = [(s, np.asarray(t, np.int64), v) for s, t, v in text]
-        fresh = self._rewrites(account_id, device_id, [*numeric_parts, *text_parts])
+        columns = {
+            kind: given
+            if isinstance(given, Columns)
+            else Columns.from_parts(given, kind == NUMERIC)
+            for kind, given in ((NUMERIC, numeric), (TEXT, text))
+        }
+        fresh = self._rewrites(account_id, device_id, columns.values())
         if fresh:
             await self._persist_rewritten(fresh)
             self.rewritten |= fresh
         # From here to the end nothing awaits before the WAL append: versions, the WAL, the
         # buffer and the listeners all see writes in one order.
-        batches: dict[str, Batch] = {}
-        for kind, parts in ((NUMERIC, numeric_parts), (TEXT, text_parts)):
-            count = sum(len(p[1]) for p in parts)
-            if count:
-                batches[kind] = Batch.of(kind, account_id, device_id, parts, self._versions(count))
+        batches = {
+            kind: Batch.of(kind, account_id, device_id, given, self._versions(given.rows))
+            for kind, given in columns.items()
+            if given.rows
+        }
         if not batches:
             return 0
         self.wal.append(write_record(account_id, device_id, batches.get(NUMERIC), batches.get(TEXT)))  # fmt: skip
@@ -255,16 +257,23 @@ class Series:
                 self.latest[(batch.device_id, stream)] = (stamp, value)
 
     def _rewrites(self, account_id: str, device_id: str,
-                  parts: Iterable[tuple[str, np.ndarray, Any]]) -> set[StreamKey]:  # fmt: skip
-        """Streams that become `rewritten` with these parts: a timestamp that may repeat."""
+                  columns: Iterable[Columns]) -> set[StreamKey]:  # fmt: skip
+        """Streams that become `rewritten` with these values: a timestamp that may repeat."""
         found = set()
-        for stream, stamps, _ in parts:
-            key = (account_id, device_id, stream)
-            if key in self.rewritten or not len(stamps):
+        for given in columns:
+            if not given.rows:
                 continue
-            current = self.latest.get((device_id, stream))
-            if (current is not None and bounds(stamps)[0] <= current[0]) or _repeats(stamps):
-                found.add(key)
+            ascending = given.ascending()  # then no timestamp repeats within a stream
+            earliest = given.earliest(ascending)
+            for index, stream in enumerate(given.streams):
+                key = (account_id, device_id, stream)
+                if key in self.rewritten:
+                    continue
+                current = self.latest.get((device_id, stream))
+                if current is not None and earliest[index] <= current[0]:
+                    found.add(key)
+                elif not ascending and _repeats(given, index):
+                    found.add(key)
         return found
 
     async def _persist_rewritten(self, keys: set[StreamKey]) -> None:
@@ -513,8 +522,10 @@ class Series:
         return rows
 
 
-def _repeats(stamps: np.ndarray) -> bool:
-    """Whether a timestamp appears twice (most writes come in ascending order: cheap then)."""
+def _repeats(columns: Columns, index: int) -> bool:
+    """Whether a timestamp appears twice among the values of the index-th stream."""
+    start = columns.starts()[index]
+    stamps = columns.stamps[start : start + columns.counts[index]]
     if len(stamps) < 2 or bool((stamps[1:] > stamps[:-1]).all()):
         return False
     return len(np.unique(stamps)) < len(stamps)

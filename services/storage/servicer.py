@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-import numpy as np
 import orjson
 
 from m2x.runtime.errors import DomainError, ValidationFailed
@@ -25,7 +24,7 @@ from services.storage.locations import Locations
 from services.storage.model import Device
 from services.storage.request_log import RequestLog
 from services.storage.state import State
-from services.storage.streams import Incoming, Streams
+from services.storage.streams import Streams
 from services.storage.value_feed import ValueFeed, WatcherLagged
 
 logger = logging.getLogger(__name__)
@@ -195,19 +194,10 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
 
     async def _write(self, request: pb.WriteValuesRequest) -> int:
         caller, device = self._device(request)
-        incoming = [
-            Incoming(
-                s.stream,
-                np.array(s.timestamps_ms, np.int64),
-                np.array(s.numbers, np.float64),
-                list(s.texts),
-            )
-            for s in request.streams
-        ]
         location = (
             convert.location_from_pb(request.location) if request.HasField("location") else None
         )
-        return await self.streams.write(caller, device, incoming, location)
+        return await self.streams.write(caller, device, convert.incoming(request.values), location)
 
     async def ListValues(
         self,

@@ -11,6 +11,7 @@ import numpy as np
 
 from m2x.runtime.errors import NotFound, ValidationFailed
 from services.storage.access import Caller, check_stream
+from services.storage.batches import Columns, Part
 from services.storage.model import (
     Device,
     Location,
@@ -36,12 +37,14 @@ def now_ms() -> int:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Incoming:
-    """Values for one stream as they arrived: numbers or texts, one per timestamp."""
+    """A write's values as they arrived: stream after stream, each all numbers or all texts."""
 
-    stream: str
-    timestamps_ms: np.ndarray  # int64
-    numbers: np.ndarray  # float64
-    texts: list[str]
+    streams: builtins.list[str]
+    counts: builtins.list[int]  # values of each stream
+    texts: builtins.list[bool]  # per stream: its values are in `text_values`
+    stamps: np.ndarray  # int64 ms, stream after stream
+    numbers: np.ndarray  # float64: the values of the streams sent as numbers, in order
+    text_values: builtins.list[str]  # the values of the streams sent as texts, in order
 
 
 class Streams:
@@ -85,50 +88,66 @@ class Streams:
         self.state.forget_stream(device.id, name)
         await self.state.series.delete_stream(device.account_id, device.id, name)
 
-    async def write(self, caller: Caller, device: Device, incoming: builtins.list[Incoming],
+    async def write(self, caller: Caller, device: Device, incoming: Incoming,
                     location: Location | None) -> int:  # fmt: skip
         """Store values of several streams (and a location); returns once durable."""
-        streams = self.store.streams_of(device.id)
-        errors: dict[str, list[str]] = {}
-        numeric: list[tuple[str, np.ndarray, np.ndarray]] = []
-        text: list[tuple[str, np.ndarray, list[str]]] = []
-        for part in incoming:
-            check_stream(caller, part.stream)
-            stream = streams.get(part.stream)
-            count = len(part.numbers) + len(part.texts)
-            if stream is None:
-                errors[part.stream] = ["Stream not found"]
-            elif count != len(part.timestamps_ms) or (
-                bool(len(part.numbers)) == bool(part.texts) and count
-            ):
-                errors[part.stream] = ["not_valid"]
-            elif not timestamps_valid(part.timestamps_ms):
-                errors[part.stream] = ["not_valid"]  # outside 1900..2299
-            elif stream.numeric:
-                numbers = part.numbers if len(part.numbers) else numeric_values(part.texts)
-                if numbers is None or not finite(numbers):
-                    errors[part.stream] = ["not_numeric"]
-                else:
-                    numeric.append((part.stream, part.timestamps_ms, numbers))
+        known = self.store.streams_of(device.id)
+        stamps = incoming.stamps
+        low, high = bounds(stamps) if len(stamps) else (0, 0)
+        # Checked once for the whole write; stream by stream only to name what is wrong.
+        in_range = timestamps_valid([low, high])
+        all_finite = finite(incoming.numbers)
+        errors: dict[str, builtins.list[str]] = {}
+        numeric: builtins.list[Part] = []
+        text: builtins.list[Part] = []
+        stamp_at = number_at = text_at = 0
+        for name, count, as_text in zip(
+            incoming.streams, incoming.counts, incoming.texts, strict=True
+        ):
+            check_stream(caller, name)
+            stream = known.get(name)
+            part_stamps = stamps[stamp_at : stamp_at + count]
+            stamp_at += count
+            sent: np.ndarray | builtins.list[str]
+            if as_text:
+                sent, text_at = incoming.text_values[text_at : text_at + count], text_at + count
             else:
-                texts = text_values(part.numbers, part.texts)
-                if texts is None:
-                    errors[part.stream] = ["not_valid"]
+                sent, number_at = incoming.numbers[number_at : number_at + count], number_at + count
+            if stream is None:
+                errors[name] = ["Stream not found"]
+            elif not in_range and not timestamps_valid(part_stamps):
+                errors[name] = ["not_valid"]  # outside 1900..2299
+            elif stream.numeric:
+                numbers = numeric_values(sent) if isinstance(sent, builtins.list) else sent
+                if numbers is None or not (all_finite or as_text or finite(numbers)):
+                    errors[name] = ["not_numeric"]
                 else:
-                    text.append((part.stream, part.timestamps_ms, texts))
+                    numeric.append((name, part_stamps, numbers))
+            else:
+                texts = text_values(sent)
+                if texts is None:
+                    errors[name] = ["not_valid"]
+                else:
+                    text.append((name, part_stamps, texts))
         if location is not None and (problem := validate_location(location)):
             errors["location"] = problem
         if errors:
             raise ValidationFailed(errors)
         stored = 0
         if numeric or text:
-            stored = await self.state.series.write(device.account_id, device.id, numeric, text)
+            if len(numeric) == len(incoming.streams) and not any(incoming.texts):
+                # The common write: numbers for numeric streams, sent on as they came.
+                columns = Columns(tuple(incoming.streams), tuple(incoming.counts), stamps,
+                                  incoming.numbers)  # fmt: skip
+                stored = await self.state.series.write(device.account_id, device.id, columns)
+            else:
+                stored = await self.state.series.write(device.account_id, device.id, numeric, text)
         if location is not None:
             await self.store.add_waypoint(device.account_id, device.id, location)
             self.state.place(device.id, location)
             self.state.touch(device.id, location.timestamp_ms)
-        for _name, stamps, _values in [*numeric, *text]:
-            self.state.touch(device.id, bounds(stamps)[1])
+        if len(stamps):
+            self.state.touch(device.id, high)
         return stored
 
     # reads

@@ -6,9 +6,11 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
-from m2x.runtime.timefmt import parse_iso, parse_iso_many
+from m2x.runtime import timefmt
+from m2x.runtime.timefmt import parse_iso
 
 FIRST = datetime(1, 1, 1, tzinfo=UTC)
 SPAN_SECONDS = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - FIRST).total_seconds())
@@ -47,6 +49,12 @@ def outcome(parse: Callable[[Sequence[object]], list[int]], texts: Sequence[obje
         return parse(texts)
     except ValueError:
         return ValueError
+
+
+def parse_iso_many(texts: Sequence[object]) -> list[int]:
+    millis = timefmt.parse_iso_many(texts)
+    assert millis.dtype == np.int64
+    return millis.tolist()  # type: ignore[no-any-return]
 
 
 def one_by_one(texts: Sequence[object]) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import Any
 
 import pytest
@@ -20,10 +21,15 @@ def device(n: int) -> pb.DeviceRef:
     return pb.DeviceRef(id=f"{n:032d}")
 
 
-def numbers(name: str, *values: float) -> pb.StreamValues:
-    return pb.StreamValues(
-        stream=name, timestamps_ms=[1_000 + i for i in range(len(values))], numbers=values
-    )
+def numbers(**streams: list[float]) -> pb.ValueColumns:
+    """Numeric values of the named streams, at timestamps 1000, 1001, ..."""
+    values = [v for column in streams.values() for v in column]
+    stamps = [1_000 + i for column in streams.values() for i in range(len(column))]
+    return pb.ValueColumns(
+        streams=list(streams), counts=[len(c) for c in streams.values()],
+        texts=[False] * len(streams), timestamps_ms=struct.pack(f"<{len(stamps)}q", *stamps),
+        numbers=struct.pack(f"<{len(values)}d", *values),
+    )  # fmt: skip
 
 
 class Storage:
@@ -52,7 +58,7 @@ class Storage:
             if error is not None:
                 results.append(pb.WriteValuesResult(error=to_status(error)))
             else:
-                stored = sum(len(s.timestamps_ms) for s in write.streams)
+                stored = sum(write.values.counts)
                 results.append(pb.WriteValuesResult(stored=stored + write.HasField("location")))
         return pb.WriteValuesBatchResponse(results=results)
 
@@ -65,10 +71,10 @@ async def test_writes_of_one_moment_share_a_call_and_keep_their_own_answers() ->
     writer = ValueWriter(storage)
     location = pb.Location(name="here", latitude=1.5, longitude=2.5, timestamp_ms=7)
     answers = await asyncio.gather(
-        writer.write(CALLER, device(0), [numbers("s", 1.0, 2.0)]),
-        writer.write(CALLER, device(1), [numbers("s", 3.0)]),
-        writer.write(CALLER, device(2), [numbers("s", 4.0)]),
-        writer.write(CALLER, device(3), [numbers("s", 5.0), numbers("t", 6.0)], location),
+        writer.write(CALLER, device(0), numbers(s=[1.0, 2.0])),
+        writer.write(CALLER, device(1), numbers(s=[3.0])),
+        writer.write(CALLER, device(2), numbers(s=[4.0])),
+        writer.write(CALLER, device(3), numbers(s=[5.0], t=[6.0]), location),
         return_exceptions=True,
     )
     assert answers[0] == 2 and answers[3] == 3
@@ -78,11 +84,11 @@ async def test_writes_of_one_moment_share_a_call_and_keep_their_own_answers() ->
     # One call, carrying every write as it was given, in order.
     assert len(storage.calls) == 1
     expected = [
-        pb.WriteValuesRequest(caller=CALLER, device=device(0), streams=[numbers("s", 1.0, 2.0)]),
-        pb.WriteValuesRequest(caller=CALLER, device=device(1), streams=[numbers("s", 3.0)]),
-        pb.WriteValuesRequest(caller=CALLER, device=device(2), streams=[numbers("s", 4.0)]),
+        pb.WriteValuesRequest(caller=CALLER, device=device(0), values=numbers(s=[1.0, 2.0])),
+        pb.WriteValuesRequest(caller=CALLER, device=device(1), values=numbers(s=[3.0])),
+        pb.WriteValuesRequest(caller=CALLER, device=device(2), values=numbers(s=[4.0])),
         pb.WriteValuesRequest(caller=CALLER, device=device(3), location=location,
-                              streams=[numbers("s", 5.0), numbers("t", 6.0)]),
+                              values=numbers(s=[5.0], t=[6.0])),
     ]  # fmt: skip
     assert list(storage.calls[0].writes) == expected
     assert not storage.calls[0].writes[0].HasField("location")
@@ -92,11 +98,11 @@ async def test_a_lone_write_goes_at_once_and_later_ones_wait_for_a_free_call() -
     storage = Storage()
     storage.hold.clear()
     writer = ValueWriter(storage, max_calls=1)
-    first = asyncio.create_task(writer.write(CALLER, device(0), [numbers("s", 1.0)]))
+    first = asyncio.create_task(writer.write(CALLER, device(0), numbers(s=[1.0])))
     await asyncio.sleep(0.01)
     assert len(storage.calls) == 1  # sent without waiting for company
     later = [
-        asyncio.create_task(writer.write(CALLER, device(n), [numbers("s", float(n))]))
+        asyncio.create_task(writer.write(CALLER, device(n), numbers(s=[float(n)])))
         for n in range(1, 4)
     ]
     await asyncio.sleep(0.01)
@@ -119,13 +125,11 @@ async def test_a_call_carries_at_most_max_values_but_always_one_write(
     writer = ValueWriter(storage, max_calls=1)
     sizes = [3, 1, 2, 6, 1, 1]
     answers = await asyncio.gather(*(
-        writer.write(CALLER, device(n), [numbers("s", *[0.5] * size)])
+        writer.write(CALLER, device(n), numbers(s=[0.5] * size))
         for n, size in enumerate(sizes)
     ))  # fmt: skip
     assert answers == sizes
-    calls = [
-        [sum(len(s.timestamps_ms) for s in w.streams) for w in c.writes] for c in storage.calls
-    ]
+    calls = [[sum(w.values.counts) for w in c.writes] for c in storage.calls]
     assert calls == [[3, 1], [2], [6], [1, 1]]
 
 
@@ -134,7 +138,7 @@ async def test_a_failed_call_fails_its_writes_only() -> None:
     storage.hold.clear()
     writer = ValueWriter(storage, max_calls=1)
     doomed = [
-        asyncio.create_task(writer.write(CALLER, device(n), [numbers("s", 1.0)])) for n in (0, 1)
+        asyncio.create_task(writer.write(CALLER, device(n), numbers(s=[1.0]))) for n in (0, 1)
     ]
     await asyncio.sleep(0.01)
     assert len(storage.calls) == 1
@@ -144,7 +148,7 @@ async def test_a_failed_call_fails_its_writes_only() -> None:
         with pytest.raises(Unavailable):
             await task
     storage.fail = None
-    assert await writer.write(CALLER, device(2), [numbers("s", 1.0, 2.0)]) == 2
+    assert await writer.write(CALLER, device(2), numbers(s=[1.0, 2.0])) == 2
 
 
 async def test_a_cancelled_request_does_not_disturb_the_writes_beside_it() -> None:
@@ -152,7 +156,7 @@ async def test_a_cancelled_request_does_not_disturb_the_writes_beside_it() -> No
     storage.hold.clear()
     writer = ValueWriter(storage)
     tasks = [
-        asyncio.create_task(writer.write(CALLER, device(n), [numbers("s", 1.0)])) for n in range(3)
+        asyncio.create_task(writer.write(CALLER, device(n), numbers(s=[1.0]))) for n in range(3)
     ]
     await asyncio.sleep(0.01)
     tasks[1].cancel()

@@ -8,20 +8,20 @@ from typing import Any
 import pytest
 
 from adapters.api.fields import FieldReader
-from adapters.api.values_routes import MAX_VALUES, _bulk_columns, _column, _entries, _streams
+from adapters.api.value_columns import MAX_VALUES, Columns, bulk_columns, entries
+from adapters.api.values_routes import _streams
 from m2x.storage.v1 import storage_pb2 as pb
 
 BASE_MS = 1_600_000_000_000
 
 
-def per_value(values: dict[Any, Any]) -> tuple[list[pb.StreamValues], dict[str, list[str]]]:
-    """What the routes did before bulk conversion: every entry on its own."""
+def per_value(values: dict[Any, Any]) -> tuple[pb.ValueColumns, dict[str, list[str]]]:
+    """What the routes do with bodies that have errors: every entry on its own."""
     fields = FieldReader({})
-    parts = [
-        _column(str(name), _entries(fields, raw, str(name), None), fields, str(name))
-        for name, raw in values.items()
-    ]
-    return parts, fields.errors
+    columns = Columns()
+    for name, raw in values.items():
+        columns.add(str(name), entries(fields, raw, str(name), None), fields, str(name))
+    return columns.message(), fields.errors
 
 
 def stamp(rng: random.Random, ms: int) -> str:
@@ -69,24 +69,27 @@ def test_bulk_conversion_matches_the_per_value_path(seed: int) -> None:
     for broken in (0.0, 0.0, 0.001, 0.05, 0.5):
         values = body(rng, broken)
         expected, errors = per_value(values)
-        bulk = _bulk_columns(values.items())
+        bulk = bulk_columns(values.items())
         if bulk is not None:
             assert not errors, values
             assert bulk == expected
         fields = FieldReader({})  # what the route gets, either way
-        assert (_streams(fields, values), fields.errors) == (expected, errors)
+        streams = _streams(fields, values)
+        assert fields.errors == errors
+        if not errors:  # with errors, nothing is sent
+            assert streams == expected
 
 
 def test_well_formed_bodies_take_the_bulk_path() -> None:
     rng = random.Random(5)
     for _ in range(20):
         values = body(rng, 0.0)
-        assert _bulk_columns(values.items()) == per_value(values)[0]
+        assert bulk_columns(values.items()) == per_value(values)[0]
 
 
 def test_too_many_entries_are_refused_as_before() -> None:
     raw = [{"timestamp": "2020-01-01T00:00:00Z", "value": 1.0}] * (MAX_VALUES + 1)
-    assert _bulk_columns([("s", raw)]) is None
+    assert bulk_columns([("s", raw)]) is None
     fields = FieldReader({})
     _streams(fields, {"s": raw})
     assert fields.errors == {"s": ["not_valid"]}
@@ -95,9 +98,10 @@ def test_too_many_entries_are_refused_as_before() -> None:
 def test_mixed_texts_and_numbers_are_texts_as_before() -> None:
     raw = [{"timestamp": "2020-01-01T00:00:00Z", "value": v} for v in ["on", 1, 2.5] * 10]
     fields = FieldReader({})
-    (part,) = _streams(fields, {"s": raw})
+    columns = _streams(fields, {"s": raw})
     assert not fields.errors
-    assert list(part.texts) == ["on", "1", "2.5"] * 10
+    assert (list(columns.texts), list(columns.counts)) == ([True], [30])
+    assert list(columns.text_values) == ["on", "1", "2.5"] * 10
 
 
 def test_each_error_code_is_given_once_per_field() -> None:
