@@ -7,6 +7,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from adapters.api.context import Call, Services
 from adapters.api.errors import MethodNotAllowed, RateLimited, error_response, internal_error
@@ -49,6 +50,12 @@ class Api:
             return None
         # A match of its own: its parameters are the handler's to use as it likes.
         return Match(match.pattern, dict(match.params), match.endpoints)
+
+    def body_type(self, method: str, path: str) -> type[Any] | None:
+        """The Struct type the route of `method` `path` takes its body as, if it has one."""
+        match = self._routes_of(path)
+        endpoint = match.endpoint(method) if match is not None else None
+        return endpoint.body_type if endpoint is not None else None
 
     async def handle(self, request: ApiRequest, failure: DomainError | None = None) -> ApiResponse:
         """Answer one request; never raises.

@@ -14,6 +14,7 @@ from adapters.api.fields import FieldReader
 from adapters.api.messages import ApiResponse
 from adapters.api.routes import Access, Handler, RouteTable
 from adapters.api.rpc import call
+from adapters.api.value_columns import UpdatesBody
 from adapters.api.values_routes import ACCEPTED, now_ms, read_location, value_of, write_values
 from m2x.runtime.timefmt import iso_ms
 from m2x.storage.v1 import storage_pb2 as pb
@@ -283,7 +284,7 @@ def routes() -> RouteTable:
                 )
     table.add_device("GET", "/streams/{stream}/stats", stats, Access.DEVICE_READ)
     table.add_device("POST", "/update", v.post_update, Access.DEVICE)
-    table.add_device("POST", "/updates", v.post_updates, Access.DEVICE)
+    table.add_device("POST", "/updates", v.post_updates, Access.DEVICE, body_type=UpdatesBody)
     table.add_device("GET", "/location", get_location, Access.DEVICE_READ)
     table.add_device("PUT", "/location", put_location, Access.DEVICE)
     table.add_device("GET", "/location/waypoints", waypoints, Access.DEVICE_READ)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from adapters.api.messages import ApiResponse
 
@@ -30,6 +30,9 @@ class Endpoint:
     pattern: str
     handler: Handler
     access: Access
+    # A msgspec Struct type the transport may decode the body into instead of plain values
+    # (much less CPU for large bodies); the handler then gets either, and must take both.
+    body_type: type[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +52,16 @@ class RouteTable:
         # segment count -> [(segments of the pattern, pattern, endpoints by method)]
         self._routes: dict[int, list[tuple[tuple[str, ...], str, dict[str, Endpoint]]]] = {}
 
-    def add(self, method: str, pattern: str, handler: Handler, access: Access) -> None:
+    def add(self, method: str, pattern: str, handler: Handler, access: Access,
+            body_type: type[Any] | None = None) -> None:  # fmt: skip
         segments = tuple(pattern.strip("/").split("/"))
         bucket = self._routes.setdefault(len(segments), [])
+        endpoint = Endpoint(method, pattern, handler, access, body_type)
         for existing, _, endpoints in bucket:
             if existing == segments:
-                endpoints[method] = Endpoint(method, pattern, handler, access)
+                endpoints[method] = endpoint
                 return
-        bucket.append((segments, pattern, {method: Endpoint(method, pattern, handler, access)}))
+        bucket.append((segments, pattern, {method: endpoint}))
         # Literal segments win over parameters (`/keys/search` before `/keys/{key}`).
         bucket.sort(key=lambda route: [s.startswith("{") for s in route[0]])
 
@@ -75,13 +80,15 @@ class RouteTable:
                 return Match(pattern, params, endpoints)
         return None
 
-    def add_device(self, method: str, suffix: str, handler: Handler, access: Access) -> None:
+    def add_device(self, method: str, suffix: str, handler: Handler, access: Access,
+                   body_type: type[Any] | None = None) -> None:  # fmt: skip
         """A route under /v2/devices/{device}, also reachable as /v2/devices/serial/{serial}."""
-        self.add(method, "/v2/devices/{device}" + suffix, handler, access)
-        self.add(method, "/v2/devices/serial/{serial}" + suffix, handler, access)
+        self.add(method, "/v2/devices/{device}" + suffix, handler, access, body_type)
+        self.add(method, "/v2/devices/serial/{serial}" + suffix, handler, access, body_type)
 
     def include(self, other: RouteTable) -> None:
         for bucket in other._routes.values():
             for _, _, endpoints in bucket:
                 for endpoint in endpoints.values():
-                    self.add(endpoint.method, endpoint.pattern, endpoint.handler, endpoint.access)
+                    self.add(endpoint.method, endpoint.pattern, endpoint.handler, endpoint.access,
+                             endpoint.body_type)  # fmt: skip

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from adapters.api.fields import FieldReader
@@ -99,17 +100,35 @@ def entries(fields: FieldReader, raw: Any, where: str, default_ts: int | None) -
     return found
 
 
-def bulk_columns(streams: Iterable[tuple[Any, Any]]) -> pb.ValueColumns | None:
+class Entry(msgspec.Struct):
+    """A value entry of a body decoded by its route's type (see routes.Endpoint.body_type)."""
+
+    timestamp: str
+    value: int | float | str  # as JSON has them: an int stays an int, as in plain values
+
+
+class UpdatesBody(msgspec.Struct):
+    """The body of POST /updates (spec §8.2) when it has the expected shape."""
+
+    values: dict[str, list[Entry]]
+    location: Any = None
+
+
+_ENTRY_STAMP, _ENTRY_VALUE = operator.attrgetter("timestamp"), operator.attrgetter("value")
+
+
+def bulk_columns(streams: Iterable[tuple[Any, Any]], typed: bool = False) -> pb.ValueColumns | None:  # fmt: skip
     """(name, entry list) streams, all converted at once; None when anything is not well
-    formed, for the entry-by-entry path to find every error."""
+    formed, for the entry-by-entry path to find every error. `typed`: entries are Entry."""
     names, stamps, columns = [], [], []
+    stamp_of, value_of = (_ENTRY_STAMP, _ENTRY_VALUE) if typed else (_TIMESTAMP, _VALUE)
     try:
         for name, raw in streams:
             if type(raw) is not list or not raw or len(raw) > MAX_VALUES:
                 return None
             # TypeError when an entry is not an object, KeyError when a field is missing.
-            stamps += map(_TIMESTAMP, raw)
-            columns.append(list(map(_VALUE, raw)))
+            stamps += map(stamp_of, raw)
+            columns.append(list(map(value_of, raw)))
             names.append(str(name))
         millis = parse_iso_many(stamps)
     except (KeyError, TypeError, ValueError):

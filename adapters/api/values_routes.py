@@ -6,11 +6,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from adapters.api.context import Call
 from adapters.api.fields import FieldReader
 from adapters.api.messages import ApiResponse
 from adapters.api.rpc import call
-from adapters.api.value_columns import Columns, bulk_columns, entries, timestamp
+from adapters.api.value_columns import Columns, UpdatesBody, bulk_columns, entries, timestamp
 from m2x.runtime.errors import NotFound, ValidationFailed
 from m2x.runtime.timefmt import iso_ms
 from m2x.storage.v1 import storage_pb2 as pb
@@ -185,6 +187,14 @@ async def post_update(c: Call) -> ApiResponse:
 
 async def post_updates(c: Call) -> ApiResponse:
     """Many values per stream (spec §8.2)."""
+    if isinstance(c.request.body, UpdatesBody):  # decoded by the route's type: the usual case
+        values = bulk_columns(c.request.body.values.items(), typed=True)
+        if values is not None:
+            fields = FieldReader({})
+            location = read_location(fields, c.request.body.location, now_ms())
+            fields.done()
+            return await write_values(c, values, location)
+        c.request.body = msgspec.to_builtins(c.request.body)  # the plain path names the errors
     body = c.body_object()
     fields = FieldReader(body)
     values = _streams(fields, body.get("values"))

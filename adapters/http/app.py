@@ -104,8 +104,9 @@ async def _answer(request: web.Request) -> web.Response:
         fmt = response_format(request.headers.get("Accept", ""))
         if request.body_exists:
             api_request.body = decode_body(
-                await _read_body(request), request.content_type, request.charset
-            )
+                await _read_body(request), request.content_type, request.charset,
+                request.app[API].body_type(request.method, request.path),
+            )  # fmt: skip
     except ApiError as exc:
         failure = exc
     answer = await request.app[API].handle(api_request, failure)

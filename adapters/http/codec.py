@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 import msgpack
+import msgspec
 import orjson
 
 from adapters.api.errors import BadRequest, UnsupportedMediaType
@@ -24,8 +26,16 @@ _FORM = "application/x-www-form-urlencoded"
 _CALLBACK = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
 
 
-def decode_body(raw: bytes, content_type: str, charset: str | None) -> Any:
-    """The request body as Python values; None when empty."""
+@functools.cache
+def _typed_decoder(body_type: type[Any]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(body_type)
+
+
+def decode_body(
+    raw: bytes, content_type: str, charset: str | None, body_type: type[Any] | None = None
+) -> Any:
+    """The request body as Python values (or as `body_type`, a msgspec Struct, when it is JSON
+    that fits it); None when empty."""
     if not raw.strip():
         return None
     if charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
@@ -37,6 +47,11 @@ def decode_body(raw: bytes, content_type: str, charset: str | None) -> Any:
         except (ValueError, msgpack.UnpackException, TypeError) as exc:
             raise BadRequest(f"The request body is not valid MessagePack ({exc}).") from None
     if kind in _JSON_TYPES or kind.endswith("+json") or kind == "application/octet-stream":
+        if body_type is not None:
+            try:
+                return _typed_decoder(body_type).decode(raw)
+            except msgspec.MsgspecError:
+                pass  # as plain values, for the route to say what is wrong with them
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

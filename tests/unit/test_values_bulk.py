@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import orjson
 import pytest
 
 from adapters.api.fields import FieldReader
-from adapters.api.value_columns import MAX_VALUES, Columns, bulk_columns, entries
+from adapters.api.value_columns import MAX_VALUES, Columns, UpdatesBody, bulk_columns, entries
 from adapters.api.values_routes import _streams
+from adapters.http.codec import decode_body
 from m2x.storage.v1 import storage_pb2 as pb
 
 BASE_MS = 1_600_000_000_000
@@ -109,3 +111,20 @@ def test_each_error_code_is_given_once_per_field() -> None:
     entries = [{"timestamp": "never", "value": 1.0}, {"timestamp": "later", "value": 2.0}]
     _streams(fields, {"t": entries, "u": [{"value": 1.0}, {"value": 2.0}]})
     assert fields.errors == {"t": ["not_valid"], "u": ["not_present"]}
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_bodies_decoded_by_the_route_type_convert_as_plain_ones(seed: int) -> None:
+    rng = random.Random(seed)
+    for broken in (0.0, 0.0, 0.001, 0.05, 0.5):
+        values = body(rng, broken)
+        raw = orjson.dumps({"values": values, "location": {"latitude": 1, "longitude": 2}})
+        decoded = decode_body(raw, "application/json", None, UpdatesBody)
+        plain = bulk_columns(values.items())
+        assert isinstance(decoded, UpdatesBody) or broken > 0
+        if isinstance(decoded, UpdatesBody):
+            assert decoded.location == {"latitude": 1, "longitude": 2}
+            assert bulk_columns(decoded.values.items(), typed=True) == plain
+        else:  # not of the type (a bool, a null, a missing field...): plain values instead
+            assert decoded == orjson.loads(raw)
+            assert plain is None
