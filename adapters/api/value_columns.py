@@ -9,7 +9,6 @@ finds every error and names it the way spec §1.13 does.
 from __future__ import annotations
 
 import operator
-import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,12 +17,11 @@ import numpy as np
 
 from adapters.api.fields import FieldReader
 from m2x.runtime.timefmt import parse_iso, parse_iso_many
+from m2x.runtime.value_wire import pack_numbers, pack_stamps
 from m2x.storage.v1 import storage_pb2 as pb
 
 MAX_VALUES = 10_000  # per stream per request
 _TIMESTAMP, _VALUE = operator.itemgetter("timestamp"), operator.itemgetter("value")
-# Byte order of the columns on the wire, whatever the machine's.
-STAMP, NUMBER = np.dtype("<i8"), np.dtype("<f8")
 
 
 class Columns:
@@ -66,8 +64,7 @@ class Columns:
     def message(self) -> pb.ValueColumns:
         return pb.ValueColumns(
             streams=self.streams, counts=self.counts, texts=self.texts,
-            timestamps_ms=struct.pack(f"<{len(self.stamps)}q", *self.stamps),
-            numbers=struct.pack(f"<{len(self.numbers)}d", *self.numbers),
+            timestamps_ms=pack_stamps(self.stamps), numbers=pack_numbers(self.numbers),
             text_values=self.text_values,
         )  # fmt: skip
 
@@ -147,6 +144,6 @@ def bulk_columns(streams: Iterable[tuple[Any, Any]], typed: bool = False) -> pb.
         flags.append(kinds == {str})
     return pb.ValueColumns(
         streams=names, counts=list(map(len, columns)), texts=flags,
-        timestamps_ms=millis.astype(STAMP, copy=False).tobytes(), numbers=np.array(numbers, NUMBER).tobytes(),
+        timestamps_ms=pack_stamps(millis), numbers=pack_numbers(np.array(numbers, np.float64)),
         text_values=texts,
     )  # fmt: skip

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import orjson
 
 from m2x.runtime.errors import ValidationFailed
+from m2x.runtime.value_wire import unpack_numbers, unpack_stamps
 from m2x.storage.v1 import storage_pb2 as pb
 from services.storage.access import Caller
 from services.storage.device_query import DeviceFilter
@@ -16,9 +16,6 @@ from services.storage.model import Device, DeviceSpec, Location, Stream, StreamS
 from services.storage.series import StoredRow
 from services.storage.state import State
 from services.storage.streams import Incoming
-
-# Byte order of value columns on the wire, whatever the machine's.
-_STAMP, _NUMBER = np.dtype("<i8"), np.dtype("<f8")
 
 
 def caller(message: pb.Caller) -> Caller:
@@ -133,8 +130,8 @@ def incoming(message: pb.ValueColumns) -> Incoming:
     ):  # fmt: skip
         raise ValidationFailed({"values": ["not_valid"]})
     return Incoming(
-        streams, counts, texts, np.frombuffer(message.timestamps_ms, _STAMP),
-        np.frombuffer(message.numbers, _NUMBER), list(message.text_values),
+        streams, counts, texts, unpack_stamps(message.timestamps_ms),
+        unpack_numbers(message.numbers), list(message.text_values),
     )  # fmt: skip
 
 
