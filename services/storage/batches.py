@@ -83,13 +83,14 @@ class Columns:
             return self.stamps[starts].tolist()  # type: ignore[no-any-return]
         return np.minimum.reduceat(self.stamps, starts).tolist()  # type: ignore[no-any-return]
 
-    def newest(self) -> list[tuple[str, int, Any]]:
-        """(stream, timestamp, value) of the newest value of each stream."""
+    def newest(self, ascending: bool | None = None) -> list[tuple[str, int, Any]]:
+        """(stream, timestamp, value) of the newest value of each stream (`ascending`: as
+        `self.ascending()` says, computed if not given)."""
         if len(self.stamps) == 1:  # a single value: the most common write
             value = self.values[0]
             return [(self.streams[0], int(self.stamps[0]),
                      value.item() if isinstance(value, np.generic) else value)]  # fmt: skip
-        if self.ascending():
+        if self.ascending() if ascending is None else ascending:
             ends = np.cumsum(self.counts) - 1
             values = self.values[ends].tolist() if isinstance(self.values, np.ndarray) else [
                 self.values[end] for end in ends.tolist()

@@ -99,6 +99,8 @@ class Series:
         self.listeners: list[Callable[[Batch], None]] = []
         self.released_version = 0  # every write up to here is durable and was handed out
         self.latest: dict[tuple[str, str], Point] = {}  # (device, stream) -> newest point
+        # (device, stream) -> no stored value is older (deletes may leave it lower than that)
+        self.earliest: dict[tuple[str, str], int] = {}
         self.rewritten: set[StreamKey] = set()  # streams where a timestamp may repeat
         self._last_version = 0
         self._buffer = _Buffer()
@@ -123,7 +125,8 @@ class Series:
         (newest,) = (await self.db.query(
             "SELECT greatest((SELECT max(version) FROM numeric_values), (SELECT max(version) FROM text_values))"
         ))[0]  # fmt: skip
-        for (_account, device_id, stream), point in (await self.queries.latest_all()).items():
+        for (_account, device_id, stream), (first, point) in (await self.queries.spans_all()).items():  # fmt: skip
+            self.earliest[(device_id, stream)] = first
             self.latest[(device_id, stream)] = point
         self.rewritten = await self.queries.rewritten_streams()
         await self._replay()
@@ -251,10 +254,15 @@ class Series:
                 raise Unavailable("storage is behind on writing values to its database") from None
 
     def _observe(self, batch: Batch) -> None:
-        for stream, stamp, value in batch.newest():
-            current = self.latest.get((batch.device_id, stream))
+        ascending = batch.ascending()
+        newest, earliest = batch.newest(ascending), batch.earliest(ascending)
+        for (stream, stamp, value), first in zip(newest, earliest, strict=True):
+            key = (batch.device_id, stream)
+            current = self.latest.get(key)
             if current is None or stamp >= current[0]:
-                self.latest[(batch.device_id, stream)] = (stamp, value)
+                self.latest[key] = (stamp, value)
+            if first < self.earliest.get(key, first + 1):
+                self.earliest[key] = first
 
     def _rewrites(self, account_id: str, device_id: str,
                   columns: Iterable[Columns]) -> set[StreamKey]:  # fmt: skip
@@ -402,6 +410,7 @@ class Series:
             account_id, device_id, lambda: self.queries.delete_stream(account_id, device_id, stream)
         )
         self.latest.pop((device_id, stream), None)
+        self.earliest.pop((device_id, stream), None)
         self.rewritten.discard((account_id, device_id, stream))
         await self._distrust(written & {(account_id, device_id, stream)})
 
@@ -411,6 +420,8 @@ class Series:
         )
         for key in [k for k in self.latest if k[0] == device_id]:
             del self.latest[key]
+        for key in [k for k in self.earliest if k[0] == device_id]:
+            del self.earliest[key]
         self.rewritten = {k for k in self.rewritten if k[:2] != (account_id, device_id)}
         await self._distrust(written)
 
@@ -503,16 +514,32 @@ class Series:
                                           stream, kind, *args, **kwargs)  # fmt: skip
         return points
 
-    async def sample(self, account_id: str, device_id: str, stream: str,
+    def _window(self, device_id: str, stream: str, start_ms: int, end_ms: int) -> tuple[int, int]:
+        """start_ms and end_ms, each 0 (unbounded) where it holds every stored value of the
+        stream: aggregates over a window that covers the values it has read whole hours only,
+        even when the window's ends cut hours."""
+        earliest, latest = self.earliest.get((device_id, stream)), self.latest.get((device_id, stream))  # fmt: skip
+        if earliest is not None and start_ms <= earliest:
+            start_ms = 0
+        if latest is not None and end_ms >= latest[0]:
+            end_ms = 0
+        return start_ms, end_ms
+
+    async def sample(self, account_id: str, device_id: str, stream: str, type: str,
+                     interval: int, start_ms: int = 0, end_ms: int = 0,
                      *args: Any, **kwargs: Any) -> Samples:  # fmt: skip
+        start_ms, end_ms = self._window(device_id, stream, start_ms, end_ms)
         samples: Samples = await self._read(self.queries.sample, account_id, device_id, [stream],
-                                            stream, *args, **kwargs)  # fmt: skip
+                                            stream, type, interval, start_ms, end_ms,
+                                            *args, **kwargs)  # fmt: skip
         return samples
 
-    async def stats(self, account_id: str, device_id: str, stream: str,
-                    *args: Any, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+    async def stats(self, account_id: str, device_id: str, stream: str, start_ms: int = 0,
+                    end_ms: int = 0, *args: Any, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+        start_ms, end_ms = self._window(device_id, stream, start_ms, end_ms)
         stats: dict[str, Any] = await self._read(self.queries.stats, account_id, device_id,
-                                                 [stream], stream, *args, **kwargs)  # fmt: skip
+                                                 [stream], stream, start_ms, end_ms,
+                                                 *args, **kwargs)  # fmt: skip
         return stats
 
     async def device_rows(self, account_id: str, device_id: str, streams: dict[str, str],

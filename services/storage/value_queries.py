@@ -217,23 +217,28 @@ class ValueQueries:
         return {(a, d, s) for a, d, s in rows}
 
     # reads of one stream
-    async def latest_all(self) -> dict[tuple[str, str, str], Point]:
-        """(account, device, stream) -> latest (timestamp_ms, value) of every stream.
+    async def spans_all(self) -> dict[tuple[str, str, str], tuple[int, Point]]:
+        """(account, device, stream) -> (earliest timestamp_ms, latest (timestamp_ms, value))
+        of every stream.
 
         Not FINAL: of the rows at a stream's newest timestamp the one written last wins.
         """
-        latest: dict[tuple[str, str, str], Point] = {}
+        spans: dict[tuple[str, str, str], tuple[int, Point]] = {}
         for table in _TABLES.values():
             rows = await self.db.query(
-                "SELECT account_id, device_id, stream, toUnixTimestamp64Milli(max(ts)),"
-                f" argMax(value, (ts, version)) FROM {table}"
-                " GROUP BY account_id, device_id, stream"
+                "SELECT account_id, device_id, stream, toUnixTimestamp64Milli(min(ts)),"
+                " toUnixTimestamp64Milli(max(ts)), argMax(value, (ts, version)) FROM"
+                f" {table} GROUP BY account_id, device_id, stream"
             )
-            for account_id, device_id, stream, ts, value in rows:
+            for account_id, device_id, stream, first, ts, value in rows:
                 key = (account_id, device_id, stream)
-                if key not in latest or ts > latest[key][0]:  # a stream that changed kind
-                    latest[key] = (ts, value)
-        return latest
+                known = spans.get(key)
+                if known is None:
+                    spans[key] = (first, (ts, value))
+                else:  # a stream that changed kind
+                    latest = (ts, value) if ts > known[1][0] else known[1]
+                    spans[key] = (min(first, known[0]), latest)
+        return spans
 
     async def latest(
         self, account_id: str, device_id: str, stream: str, kind: str, final: bool = True

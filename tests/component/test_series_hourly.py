@@ -79,15 +79,19 @@ def window(points: list[tuple[int, float]], start: int, end: int) -> list[tuple[
     return [(t, v) for t, v in points if (not start or t >= start) and (not end or t <= end)]
 
 
-# ranges: unbounded, hour-aligned, cutting hours at either end or both, within one hour
+# ranges: unbounded, hour-aligned, cutting hours at either end or both, within one hour,
+# cutting hours before and after every value, and minutes after the oldest values
 RANGES = [(0, 0), (T0 - T0 % HOUR + 2 * HOUR, T0 - T0 % HOUR + 20 * HOUR - 1),
           (T0 + 5 * HOUR + 17, 0), (0, T0 + 7 * HOUR + 1234), (T0 + 2 * HOUR + 59_000,
-          T0 + 11 * HOUR - 59_000), (T0 + 3 * HOUR + 10, T0 + 3 * HOUR + 600_000)]  # fmt: skip
+          T0 + 11 * HOUR - 59_000), (T0 + 3 * HOUR + 10, T0 + 3 * HOUR + 600_000),
+          (T0 - 1000, T0 + 45 * HOUR + 1234), (T0 + 600_000, T0 + 45 * HOUR)]  # fmt: skip
 
 
 async def assert_agrees(series: Remote, stream: str, points: list[tuple[int, float]]) -> None:
-    """stats and sampling of `stream` equal Python's over `points`, on every range."""
-    for start, end in RANGES:
+    """stats and sampling of `stream` equal Python's over `points`, on every range and on
+    the one from its oldest value to its newest (as clients ask for "all of it")."""
+    spans = [(min(points)[0], max(points)[0])] if points else []
+    for start, end in RANGES + spans:
         inside = window(points, start, end)
         stats = await series.stats(A, D, stream, start_ms=start, end_ms=end)
         assert same_stats(stats, python_stats(inside)), (start, end, stats)
@@ -148,8 +152,9 @@ async def test_deletes_fix_the_hourly_aggregates(series: Remote) -> None:
     cuts = [
         (T0 + 2 * HOUR + 1000, T0 + 4 * HOUR + 5000),  # cuts three hours
         (T0 + 9 * HOUR, T0 + 9 * HOUR + 10),  # within one hour
-        (T0 - T0 % HOUR + 12 * HOUR, T0 - T0 % HOUR + 14 * HOUR - 1),
-    ]  # two whole hours
+        (T0 - T0 % HOUR + 12 * HOUR, T0 - T0 % HOUR + 14 * HOUR - 1),  # two whole hours
+        (T0 - 1000, T0 + HOUR),  # the oldest values
+    ]
     for start, end in cuts:
         await series.delete_range(A, D, "a", "numeric", start, end)
         points = [(t, v) for t, v in points if not start <= t <= end]
