@@ -53,20 +53,29 @@ def scope(account_id: str, device_id: str, stream: str | None) -> tuple[str, dic
 
 
 def _touched(
-    account_id: str, device_id: str, stream: str, start_ms: int, end_ms: int, names: list[str]
+    outer: str,
+    account_id: str,
+    device_id: str,
+    stream: str,
+    start_ms: int,
+    end_ms: int,
+    names: list[str],
 ) -> tuple[str, dict[str, Any]]:
-    """numeric_hourly rows of every hour that start_ms <= timestamp <= end_ms (0: unbounded)
-    touches, also the hours it cuts."""
-    key, params = scope(account_id, device_id, stream)
-    columns = ", ".join(f"{PARTIALS[n][0]} AS {n}" for n in names)
-    sql = f"SELECT hour, {columns} FROM numeric_hourly WHERE {key}"
+    """`outer` over the numeric_hourly rows of every hour that start_ms <= timestamp <=
+    end_ms (0: unbounded) touches, also the hours it cuts.
+
+    `outer` reads the table itself, its partials named by a WITH clause: a subquery would
+    cost ClickHouse ~0.4 ms more to plan, a sixth of such a read.
+    """
+    where, params = scope(account_id, device_id, stream)
     if start_ms:
         params["from_hour"] = start_ms // HOUR_MS * HOUR_MS
-        sql += " AND hour >= {from_hour:Int64}"
+        where += " AND hour >= {from_hour:Int64}"
     if end_ms:
         params["to_hour"] = end_ms // HOUR_MS * HOUR_MS
-        sql += " AND hour <= {to_hour:Int64}"
-    return sql, params
+        where += " AND hour <= {to_hour:Int64}"
+    aliases = ", ".join(f"{PARTIALS[n][0]} AS {n}" for n in names)
+    return f"WITH {aliases} " + outer.replace("({rows})", f"numeric_hourly WHERE {where}"), params
 
 
 def _cut(
@@ -128,7 +137,7 @@ class Hourly:
         end_ms: int,
         partials: Iterable[str],
     ) -> list[tuple[Any, ...]] | None:
-        """Rows of `outer` over `{rows}`, (hour, partials..., f, l) rows of the stream `key`
+        """Rows of `outer` over `({rows})`, (hour, partials..., f, l) rows of the stream `key`
         in start_ms <= timestamp <= end_ms; the last two columns of `outer` must be min(f),
         max(l) and are not returned.
 
@@ -139,8 +148,8 @@ class Hourly:
         seen, names = self._changes, [*partials, "f", "l"]
         if self._running:
             return None
-        sql, rows_params = _touched(*key, start_ms, end_ms, names)
-        rows = await self.db.query(outer.replace("{rows}", sql), {**params, **rows_params})
+        sql, rows_params = _touched(outer, *key, start_ms, end_ms, names)
+        rows = await self.db.query(sql, {**params, **rows_params})
         if not all(
             (not start_ms or row[-2] >= start_ms) and (not end_ms or row[-1] <= end_ms)
             for row in rows
