@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from adapters.api import values_routes as v
@@ -16,7 +16,7 @@ from adapters.api.routes import Access, Handler, RouteTable
 from adapters.api.rpc import call
 from adapters.api.value_columns import UpdatesBody
 from adapters.api.values_routes import ACCEPTED, now_ms, read_location, value_of, write_values
-from m2x.runtime.timefmt import iso_ms
+from m2x.runtime.timefmt import iso_ms, iso_ms_many
 from m2x.storage.v1 import storage_pb2 as pb
 
 CSV = "text/csv"
@@ -56,6 +56,11 @@ def _shaped(
     return ApiResponse(200, body, format=fmt)
 
 
+def _points(values: Sequence[pb.Value]) -> list[dict[str, Any]]:
+    stamps = iso_ms_many([v.timestamp_ms for v in values])
+    return [{"timestamp": at, "value": value_of(v)} for at, v in zip(stamps, values, strict=True)]
+
+
 def _echo(fields: FieldReader, body: dict[str, Any], value_range: pb.ValueRange) -> None:
     if value_range.start_ms:
         body["start"] = iso_ms(value_range.start_ms)
@@ -83,7 +88,7 @@ async def list_values(c: Call, fmt: str | None) -> ApiResponse:
     )  # fmt: skip
     fields.done()
     reply = await call(c.services.storage.ListValues, request)
-    values = [{"timestamp": iso_ms(v.timestamp_ms), "value": value_of(v)} for v in reply.values]
+    values = _points(reply.values)
     body: dict[str, Any] = {}
     _echo(fields, body, value_range)
     body.update({"limit": limit, "values": values})
@@ -117,7 +122,7 @@ async def sampling(c: Call, fmt: str | None) -> ApiResponse:
     )  # fmt: skip
     fields.done()
     reply = await call(c.services.storage.SampleValues, request)
-    values = [{"timestamp": iso_ms(v.timestamp_ms), "value": value_of(v)} for v in reply.values]
+    values = _points(reply.values)
     body: dict[str, Any] = {}
     _echo(fields, body, value_range)
     body.update({"interval": interval, "values": values})
@@ -185,12 +190,10 @@ async def device_values(c: Call, fmt: str | None, search: bool = False) -> ApiRe
     )  # fmt: skip
     fields.done()
     reply = await call(c.services.storage.ListDeviceValues, request)
+    stamps = iso_ms_many([r.timestamp_ms for r in reply.rows])
     rows = [
-        {
-            "timestamp": iso_ms(r.timestamp_ms),
-            "values": {k: value_of(v) for k, v in sorted(r.values.items())},
-        }
-        for r in reply.rows
+        {"timestamp": at, "values": {k: value_of(v) for k, v in sorted(r.values.items())}}
+        for at, r in zip(stamps, reply.rows, strict=True)
     ]
     body: dict[str, Any] = {}
     if request.start_ms:

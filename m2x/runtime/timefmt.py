@@ -22,6 +22,20 @@ def iso_ms(epoch_ms: int) -> str:
     return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
+# Instants iso_ms can write: years 1 to 9999.
+_FIRST_MS = (date(1, 1, 1).toordinal() - _EPOCH_DAY) * 86_400_000
+_END_MS = (date(9999, 12, 31).toordinal() + 1 - _EPOCH_DAY) * 86_400_000
+
+
+def iso_ms_many(epoch_ms: Sequence[int] | np.ndarray) -> list[str]:
+    """iso_ms of each, formatted together by numpy (~10x faster for a page of values)."""
+    stamps = np.asarray(epoch_ms, dtype=np.int64)
+    if not len(stamps) or stamps.min() < _FIRST_MS or stamps.max() >= _END_MS:
+        return [iso_ms(int(ms)) for ms in stamps.tolist()]  # raises as iso_ms does
+    texts = np.datetime_as_string(stamps.astype("datetime64[ms]"), unit="ms")
+    return np.char.add(texts, "Z").tolist()  # type: ignore[no-any-return]
+
+
 @lru_cache(maxsize=4096)
 def _day_ms(day: str) -> int:
     return (date.fromisoformat(day).toordinal() - _EPOCH_DAY) * 86_400_000

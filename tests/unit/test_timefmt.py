@@ -6,9 +6,10 @@ import random
 import re
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
-from m2x.runtime.timefmt import iso_ms, parse_iso
+from m2x.runtime.timefmt import iso_ms, iso_ms_many, parse_iso
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -93,3 +94,15 @@ def test_what_parse_iso_accepts_iso_ms_can_write_back() -> None:
     except ValueError:
         return
     assert FORMAT.fullmatch(iso_ms(ms))
+
+
+def test_iso_ms_many_writes_what_iso_ms_writes() -> None:
+    rng = random.Random("many")
+    first, end = -62_135_596_800_000, 253_402_300_800_000  # years 1 to 9999
+    stamps = [first, end - 1, -1, 0, 1, 951_782_400_000, 1_405_479_312_345]
+    stamps += [rng.randrange(first, end) for _ in range(5000)]
+    assert iso_ms_many(stamps) == [iso_ms(ms) for ms in stamps]
+    assert iso_ms_many(np.array(stamps[:10], np.int64)) == [iso_ms(ms) for ms in stamps[:10]]
+    assert iso_ms_many([]) == []
+    with pytest.raises(ValueError):
+        iso_ms_many([0, end])  # year 10000 cannot be written with four digits
