@@ -14,7 +14,7 @@ from adapters.api.fields import FieldReader
 from adapters.api.messages import ApiResponse
 from adapters.api.routes import Access, Handler, RouteTable
 from adapters.api.rpc import call
-from adapters.api.value_columns import UpdatesBody
+from adapters.api.value_columns import UpdatesBody, ValuesBody
 from adapters.api.values_routes import ACCEPTED, now_ms, read_location, value_of, write_values
 from m2x.runtime.timefmt import iso_ms, iso_ms_many
 from m2x.storage.v1 import storage_pb2 as pb
@@ -259,7 +259,8 @@ def routes() -> RouteTable:
     table.add_device("GET", "/streams/{stream}", v.view_stream, Access.DEVICE_READ)
     table.add_device("DELETE", "/streams/{stream}", v.delete_stream, Access.DEVICE)
     table.add_device("PUT", "/streams/{stream}/value", v.put_value, Access.DEVICE)
-    table.add_device("POST", "/streams/{stream}/values", v.post_values, Access.DEVICE)
+    table.add_device("POST", "/streams/{stream}/values", v.post_values, Access.DEVICE,
+                     body_type=ValuesBody)  # fmt: skip
     table.add_device("DELETE", "/streams/{stream}/values", delete_values, Access.DEVICE)
     for suffix in FORMATS:
         table.add_device(

@@ -111,6 +111,12 @@ class UpdatesBody(msgspec.Struct):
     location: Any = None
 
 
+class ValuesBody(msgspec.Struct):
+    """The body of POST /streams/{name}/values (spec §7.7) when it has the expected shape."""
+
+    values: list[Entry]
+
+
 _ENTRY_STAMP, _ENTRY_VALUE = operator.attrgetter("timestamp"), operator.attrgetter("value")
 
 

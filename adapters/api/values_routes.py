@@ -12,7 +12,14 @@ from adapters.api.context import Call
 from adapters.api.fields import FieldReader
 from adapters.api.messages import ApiResponse
 from adapters.api.rpc import call
-from adapters.api.value_columns import Columns, UpdatesBody, bulk_columns, entries, timestamp
+from adapters.api.value_columns import (
+    Columns,
+    UpdatesBody,
+    ValuesBody,
+    bulk_columns,
+    entries,
+    timestamp,
+)
 from m2x.runtime.errors import NotFound, ValidationFailed
 from m2x.runtime.timefmt import iso_ms
 from m2x.storage.v1 import storage_pb2 as pb
@@ -155,10 +162,22 @@ async def put_value(c: Call) -> ApiResponse:
     return await write_values(c, columns.message(), None, single=name)
 
 
+def _plain_body(c: Call) -> Mapping[str, Any]:
+    """The body as plain values, also when the route's type decoded it (see routes.Endpoint.
+    body_type): the plain path checks everything and names each error."""
+    if isinstance(c.request.body, msgspec.Struct):
+        c.request.body = msgspec.to_builtins(c.request.body)
+    return c.body_object()
+
+
 async def post_values(c: Call) -> ApiResponse:
-    body = c.body_object()
-    fields = FieldReader(body)
     name = c.params["stream"]
+    if isinstance(c.request.body, ValuesBody):  # decoded by the route's type: the usual case
+        typed = bulk_columns([(name, c.request.body.values)], typed=True)
+        if typed is not None:
+            return await write_values(c, typed, None, single=name)
+    body = _plain_body(c)
+    fields = FieldReader(body)
     values = bulk_columns([(name, body.get("values"))])
     if values is None:
         columns = Columns()
@@ -194,8 +213,7 @@ async def post_updates(c: Call) -> ApiResponse:
             location = read_location(fields, c.request.body.location, now_ms())
             fields.done()
             return await write_values(c, values, location)
-        c.request.body = msgspec.to_builtins(c.request.body)  # the plain path names the errors
-    body = c.body_object()
+    body = _plain_body(c)
     fields = FieldReader(body)
     values = _streams(fields, body.get("values"))
     location = read_location(fields, body.get("location"), now_ms())

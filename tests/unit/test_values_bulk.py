@@ -9,7 +9,14 @@ import orjson
 import pytest
 
 from adapters.api.fields import FieldReader
-from adapters.api.value_columns import MAX_VALUES, Columns, UpdatesBody, bulk_columns, entries
+from adapters.api.value_columns import (
+    MAX_VALUES,
+    Columns,
+    UpdatesBody,
+    ValuesBody,
+    bulk_columns,
+    entries,
+)
 from adapters.api.values_routes import _streams
 from adapters.http.codec import decode_body
 from m2x.storage.v1 import storage_pb2 as pb
@@ -128,3 +135,18 @@ def test_bodies_decoded_by_the_route_type_convert_as_plain_ones(seed: int) -> No
         else:  # not of the type (a bool, a null, a missing field...): plain values instead
             assert decoded == orjson.loads(raw)
             assert plain is None
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_stream_values_bodies_decoded_by_the_route_type_convert_as_plain_ones(seed: int) -> None:
+    rng = random.Random(seed)
+    for broken in (0.0, 0.0, 0.001, 0.05, 0.5):
+        for name, entries_ in body(rng, broken).items():
+            raw = orjson.dumps({"values": entries_})
+            decoded = decode_body(raw, "application/json", None, ValuesBody)
+            plain = bulk_columns([(name, entries_)])
+            if isinstance(decoded, ValuesBody):
+                assert bulk_columns([(name, decoded.values)], typed=True) == plain
+            else:
+                assert decoded == orjson.loads(raw)
+                assert plain is None
