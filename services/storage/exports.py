@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,8 @@ class Exports:
     folder: Path
     # Makes a device's values written so far readable in ClickHouse (Series.visible).
     visible: Callable[[str, str], Awaitable[None]]
+    # Whether some of the streams (all the device's if none) need FINAL (Series.rewritten_any).
+    rewritten: Callable[[str, str, Sequence[str]], bool]
     jobs: dict[str, Job] = field(default_factory=dict)
     _queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     _worker: asyncio.Task[None] | None = None
@@ -176,15 +178,24 @@ class Exports:
             " AND ({e:Int64} = 0 OR ts <= fromUnixTimestamp64Milli({e:Int64}))"
         )
         limit = f" LIMIT {int(job.row_limit)}" if job.row_limit else ""
-        sql = (
-            f"SELECT {_ISO} AS timestamp, stream, value FROM ("
-            f"SELECT ts, stream, toString(value) AS value FROM numeric_values FINAL WHERE {where}"
-            f" UNION ALL SELECT ts, stream, value FROM text_values FINAL WHERE {where})"
-            f" ORDER BY ts DESC, stream{limit}"
-        )
+
+        def sql(final: str) -> str:
+            return (
+                f"SELECT {_ISO} AS timestamp, stream, value FROM (SELECT ts, stream,"
+                f" toString(value) AS value FROM numeric_values{final} WHERE {where} UNION ALL"
+                f" SELECT ts, stream, value FROM text_values{final} WHERE {where})"
+                f" ORDER BY ts DESC, stream{limit}"
+            )
+
         params: dict[str, Any] = {"a": job.account_id, "d": job.device_id, "all": int(not job.streams),
                                   "streams": list(job.streams), "s": job.start_ms, "e": job.end_ms}  # fmt: skip
-        data = await self.db.raw_query(sql, params, fmt="CSVWithNames")
+        # FINAL (deduplicating rewritten timestamps) only for streams that may need it, and
+        # again with it if a write made one so while the export ran.
+        key = (job.account_id, job.device_id, job.streams)
+        final = self.rewritten(*key)
+        data = await self.db.raw_query(sql(" FINAL" if final else ""), params, fmt="CSVWithNames")
+        if not final and self.rewritten(*key):
+            data = await self.db.raw_query(sql(" FINAL"), params, fmt="CSVWithNames")
         partial = path.with_suffix(".part")
         await asyncio.to_thread(partial.write_bytes, data)
         await asyncio.to_thread(partial.replace, path)

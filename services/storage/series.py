@@ -459,6 +459,13 @@ class Series:
     def _final(self, account_id: str, device_id: str, stream: str) -> bool:
         return (account_id, device_id, stream) in self.rewritten
 
+    def rewritten_any(self, account_id: str, device_id: str, streams: Sequence[str]) -> bool:
+        """Whether reads of these streams (every stream of the device when none are named)
+        need FINAL: one of them may hold a timestamp twice."""
+        if streams:
+            return any(self._final(account_id, device_id, stream) for stream in streams)
+        return any(key[:2] == (account_id, device_id) for key in self.rewritten)
+
     async def since(
         self, devices: list[tuple[str, str]], after_version: int, upto_version: int, limit: int
     ) -> list[StoredRow]:

@@ -39,7 +39,9 @@ async def build_server(
     await series.start()
     state = State(EntityStore(db), series)
     await state.load()
-    exports = Exports(db, settings.data_dir.resolve() / "exports", series.visible)
+    exports = Exports(
+        db, settings.data_dir.resolve() / "exports", series.visible, series.rewritten_any
+    )
     await exports.start()
     servicer = StorageServicer(
         state, Devices(state, KeysClient(keys_channel)), Streams(state), Locations(state),

@@ -11,6 +11,60 @@ from tests.support.stack import Stack
 from tests.support.waiting import eventually
 
 
+async def exported(stack: Stack, key: str, base: str, **params: str) -> list[list[str]]:
+    """The CSV rows of an export of the device at `base`, once its job completed."""
+    status, _, headers = await stack.request(
+        "GET", f"{base}/values/export.csv", key=key, params=params
+    )
+    assert status == 202
+    job_path = headers["Location"].removeprefix(stack.url)
+
+    async def job() -> dict:
+        return (await stack.request("GET", job_path, key=key))[1]
+
+    done = await eventually(job, lambda j: j["state"] in ("complete", "failed"))
+    assert done["state"] == "complete", done
+    async with aiohttp.ClientSession() as session, session.get(done["result"]["url"]) as response:
+        return list(csv.reader(io.StringIO(await response.text())))
+
+
+async def test_export_holds_the_last_value_written_at_a_timestamp(stack: Stack) -> None:
+    _, master = await stack.new_account()
+    _, device, _ = await stack.request(
+        "POST", "/v2/devices", key=master, json={"name": "r", "visibility": "private"}
+    )
+    base = f"/v2/devices/{device['id']}"
+    for name in ("a", "b"):
+        await stack.request("PUT", f"{base}/streams/{name}", key=master, json={})
+    stamps = [f"2024-01-01T00:00:0{i}.000Z" for i in range(4)]
+    await stack.request("POST", f"{base}/updates", key=master, json={"values": {
+        "a": [{"timestamp": t, "value": i} for i, t in enumerate(stamps)],
+        "b": [{"timestamp": t, "value": 10 + i} for i, t in enumerate(stamps)],
+    }})  # fmt: skip
+    plain = await exported(stack, master, base, streams="a")
+    assert plain == [["timestamp", "stream", "value"]] + [
+        [t, "a", str(i)] for i, t in reversed(list(enumerate(stamps)))
+    ]
+    # Stream "a" gets new values at two of its timestamps: each is exported once, as last written.
+    for t, value in ((stamps[1], 100), (stamps[3], 300)):
+        status, _, _ = await stack.request(
+            "PUT", f"{base}/streams/a/value", key=master, json={"timestamp": t, "value": value}
+        )
+        assert status == 202
+    final = {"a": ["0", "100", "2", "300"], "b": ["10", "11", "12", "13"]}
+    expected = [["timestamp", "stream", "value"]] + [
+        [t, name, final[name][i]] for i, t in reversed(list(enumerate(stamps))) for name in "ab"
+    ]
+    assert await exported(stack, master, base) == expected
+    assert await exported(stack, master, base, streams="a") == [expected[0]] + [
+        row for row in expected[1:] if row[1] == "a"
+    ]
+    assert (
+        await exported(stack, master, base, streams="b", limit="2")
+        == [expected[0]] + [row for row in expected[1:] if row[1] == "b"][:2]
+    )
+
+
 async def test_export_job_runs_and_serves_the_csv(stack: Stack) -> None:
     _, master = await stack.new_account()
     _, device, _ = await stack.request(
