@@ -55,14 +55,16 @@ async def test_export_holds_the_last_value_written_at_a_timestamp(stack: Stack) 
     expected = [["timestamp", "stream", "value"]] + [
         [t, name, final[name][i]] for i, t in reversed(list(enumerate(stamps))) for name in "ab"
     ]
+    header, rows = expected[0], expected[1:]
     assert await exported(stack, master, base) == expected
-    assert await exported(stack, master, base, streams="a") == [expected[0]] + [
-        row for row in expected[1:] if row[1] == "a"
+    assert await exported(stack, master, base, streams="a") == [
+        header,
+        *(row for row in rows if row[1] == "a"),
     ]
-    assert (
-        await exported(stack, master, base, streams="b", limit="2")
-        == [expected[0]] + [row for row in expected[1:] if row[1] == "b"][:2]
-    )
+    assert await exported(stack, master, base, streams="b", limit="2") == [
+        header,
+        *[row for row in rows if row[1] == "b"][:2],
+    ]
 
 
 async def test_export_job_runs_and_serves_the_csv(stack: Stack) -> None:
