@@ -193,10 +193,17 @@ class Exports:
         # again with it if a write made one so while the export ran.
         key = (job.account_id, job.device_id, job.streams)
         final = self.rewritten(*key)
-        data = await self.db.raw_query(sql(" FINAL" if final else ""), params, fmt="CSVWithNames")
-        if not final and self.rewritten(*key):
-            data = await self.db.raw_query(sql(" FINAL"), params, fmt="CSVWithNames")
         partial = path.with_suffix(".part")
-        await asyncio.to_thread(partial.write_bytes, data)
+        await asyncio.to_thread(partial.unlink, missing_ok=True)  # left by a crash
+        await self.db.query_to_file(sql(" FINAL" if final else ""), params, partial)
+        if not final and self.rewritten(*key):
+            await asyncio.to_thread(partial.unlink)
+            await self.db.query_to_file(sql(" FINAL"), params, partial)
+        rows = await asyncio.to_thread(_lines, partial)
         await asyncio.to_thread(partial.replace, path)
-        return max(data.count(b"\n") - 1, 0)
+        return max(rows - 1, 0)  # less the header
+
+
+def _lines(path: Path) -> int:
+    with path.open("rb") as data:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: data.read(CHUNK), b""))
