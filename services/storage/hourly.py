@@ -1,10 +1,11 @@
-"""Hourly aggregates of numeric values (numeric_hourly, migration 0005): stats and
+"""Hourly aggregates of numeric values (numeric_hourly, migrations 0005 and 0007): stats and
 sampling by whole hours read from them, and deletes fix them.
 
-A materialized view adds a row per (stream, hour) of every INSERT into numeric_values, with
-count, sum, min, max, stddevPop's state and the first and last timestamp; rows of one hour
-merge in the background. The view also counts rows a later write replaced, so only streams
-that hold each timestamp once may be read from here (ValueQueries decides).
+Every INSERT into numeric_values is followed by one into numeric_hourly (`hourly_table`, made
+from the same Arrow table) with a row per run of a stream's values within an hour: count,
+sum, min, max, sum of squares and the first and last timestamp; rows of one hour merge in the
+background. They also count rows a later write replaced, so only streams that hold each
+timestamp once may be read from here (ValueQueries decides).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from m2x.runtime.clickhouse import Database
 
 HOUR_MS = 3_600_000
@@ -21,24 +25,59 @@ _HOUR = "toUnixTimestamp64Milli(ts) - positiveModulo(toUnixTimestamp64Milli(ts),
 # name -> (its numeric_hourly column, the same aggregated over numeric_values)
 PARTIALS = {
     "c": ("count", "count()"), "s": ("sum", "sum(value)"), "lo": ("min", "min(value)"),
-    "hi": ("max", "max(value)"), "sd": ("stddev", "stddevPopState(value)"),
+    "hi": ("max", "max(value)"), "q": ("sumsq", "sum(value * value)"),
     "f": ("first_ms", "min(toUnixTimestamp64Milli(ts))"),
     "l": ("last_ms", "max(toUnixTimestamp64Milli(ts))"),
 }  # fmt: skip
+# stddevPop as ClickHouse computes it (VarMoments::getPopulation), from the sums.
+STDDEV = "sqrt(greatest((sum(q) - sum(s) * sum(s) / sum(c)) / sum(c), 0))"
 MERGES = {  # sampling type -> (merge of partials, partials it needs)
     "min": ("min(lo)", ("lo",)), "max": ("max(hi)", ("hi",)),
     "count": ("toFloat64(sum(c))", ("c",)), "avg": ("sum(s) / sum(c)", ("s", "c")),
-    "sum": ("sum(s)", ("s",)), "stddev": ("stddevPopMerge(sd)", ("sd",)),
+    "sum": ("sum(s)", ("s",)), "stddev": (STDDEV, ("q", "s", "c")),
 }  # fmt: skip
 _AGGREGATE = (
     "INSERT INTO numeric_hourly (account_id, device_id, stream, hour, count, sum, min, max,"
-    f" stddev, first_ms, last_ms) SELECT account_id, device_id, stream, {_HOUR} AS hour,"
+    f" sumsq, first_ms, last_ms) SELECT account_id, device_id, stream, {_HOUR} AS hour,"
     f" {', '.join(values for _, values in PARTIALS.values())} FROM numeric_values"
     " WHERE {where} GROUP BY account_id, device_id, stream, hour"
 )
 _HOURS_PER_REPAIR = 5_000
+_KEYS = ("account_id", "device_id", "stream")
 _TS_FROM = "ts >= fromUnixTimestamp64Milli({%s:Int64}, 'UTC')"
 _TS_BEFORE = "ts < fromUnixTimestamp64Milli({%s:Int64}, 'UTC')"
+
+
+def hourly_table(values: pa.Table) -> pa.Table:
+    """numeric_hourly rows of the numeric_values rows in `values` (as batches.arrow_table
+    makes them): one per run of rows of one stream within one hour.
+
+    Rows come stream after stream, each stream's mostly in time order, so a run ends where
+    the stream or the hour changes; numpy reduces each run. Runs of the same hour (a stream
+    written in several requests) become rows that ClickHouse merges.
+    """
+    columns = [values.column(name).combine_chunks() for name in _KEYS]
+    codes = [column.indices.to_numpy() for column in columns]
+    stamps = values.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+    numbers = values.column("value").combine_chunks().to_numpy()
+    hours = stamps - stamps % HOUR_MS  # numpy's % has the divisor's sign, as positiveModulo
+    changed = hours[1:] != hours[:-1]
+    for code in codes:
+        changed |= code[1:] != code[:-1]
+    starts = np.flatnonzero(np.concatenate(([True], changed)))
+    counts = np.diff(starts, append=len(stamps))
+    return pa.table({
+        **{name: pa.DictionaryArray.from_arrays(code[starts], column.dictionary)
+           for name, code, column in zip(_KEYS, codes, columns, strict=True)},
+        "hour": pa.array(hours[starts]),
+        "count": pa.array(counts.astype(np.uint64)),
+        "sum": pa.array(np.add.reduceat(numbers, starts)),
+        "min": pa.array(np.minimum.reduceat(numbers, starts)),
+        "max": pa.array(np.maximum.reduceat(numbers, starts)),
+        "sumsq": pa.array(np.add.reduceat(numbers * numbers, starts)),
+        "first_ms": pa.array(np.minimum.reduceat(stamps, starts)),
+        "last_ms": pa.array(np.maximum.reduceat(stamps, starts)),
+    })  # fmt: skip
 
 
 def scope(account_id: str, device_id: str, stream: str | None) -> tuple[str, dict[str, Any]]:

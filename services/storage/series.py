@@ -31,6 +31,7 @@ from opentelemetry import metrics
 from m2x.runtime.clickhouse import Database
 from m2x.runtime.errors import Unavailable
 from services.storage.batches import Batch, Columns, Part, arrow_table, read_record, write_record
+from services.storage.hourly import hourly_table
 from services.storage.value_queries import (
     _TABLES,
     NUMERIC,
@@ -175,7 +176,7 @@ class Series:
         await self._persist_rewritten(self.rewritten - await self.queries.rewritten_streams())
         await self._flush()
         # The last run may have died in an INSERT that stored values but not their hourly
-        # aggregates (the materialized view writes a part of its own), or the aggregates but
+        # aggregates (inserted after them, see _insert), or the aggregates but
         # not the values (inserted again just now, so aggregated twice): the hours of what
         # the WAL held are aggregated again from the values.
         async with self.queries.hourly.repairing():
@@ -363,6 +364,8 @@ class Series:
     async def _insert(self, kind: str, batches: list[Batch]) -> None:
         table = arrow_table(batches)
         await self.db.insert_arrow(_TABLES[kind], table, _INSERT_SETTINGS)
+        if kind == NUMERIC:  # a crash in between: the start aggregates the WAL's hours again
+            await self.db.insert_arrow("numeric_hourly", hourly_table(table))
         self.counters.inserts += 1
         self.counters.rows += table.num_rows
         self._rows_histogram.record(table.num_rows, {"table": _TABLES[kind]})

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from m2x.runtime.clickhouse import Database
-from services.storage.hourly import MERGES, Hourly, scope
+from services.storage.hourly import MERGES, STDDEV, Hourly, scope
 
 NUMERIC, TEXT = "numeric", "alphanumeric"
 _TABLES = {NUMERIC: "numeric_values", TEXT: "text_values"}
@@ -349,8 +349,8 @@ class ValueQueries:
         rows = None
         if not final and min is None and max is None:
             hourly = (
-                "SELECT sum(c), min(lo), max(hi), sum(s) / sum(c), stddevPopMerge(sd), min(f),"
-                " max(l) FROM ({rows}) HAVING sum(c) > 0"
+                f"SELECT sum(c), min(lo), max(hi), sum(s) / sum(c), {STDDEV}, min(f), max(l)"
+                " FROM ({rows}) HAVING sum(c) > 0"
             )
             rows = await self.hourly.query(
                 hourly,
@@ -358,7 +358,7 @@ class ValueQueries:
                 (account_id, device_id, stream),
                 start_ms,
                 end_ms,
-                "c s lo hi sd".split(),
+                "c s lo hi q".split(),
             )
             if rows == []:  # no values in the range
                 rows = [(0, None, None, None, None)]
