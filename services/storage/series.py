@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from opentelemetry import metrics
 
 from m2x.runtime.clickhouse import Database
@@ -364,11 +365,28 @@ class Series:
     async def _insert(self, kind: str, batches: list[Batch]) -> None:
         table = arrow_table(batches)
         await self.db.insert_arrow(_TABLES[kind], table, _INSERT_SETTINGS)
-        if kind == NUMERIC:  # a crash in between: the start aggregates the WAL's hours again
-            await self.db.insert_arrow("numeric_hourly", hourly_table(table))
+        if kind == NUMERIC:
+            await self._insert_hours(hourly_table(table))
         self.counters.inserts += 1
         self.counters.rows += table.num_rows
         self._rows_histogram.record(table.num_rows, {"table": _TABLES[kind]})
+
+    async def _insert_hours(self, hours: pa.Table) -> None:
+        """Insert the hourly aggregates of values just inserted, retrying until it works: a
+        failure must not put those values back in the buffer, to be inserted twice. Given up
+        only when closing; the WAL still holds the values then, and the next start aggregates
+        their hours again."""
+        backoff = 0.1
+        while True:
+            try:
+                await self.db.insert_arrow("numeric_hourly", hours)
+                return
+            except Exception as exc:
+                if self._closing:
+                    raise
+                logger.warning("INSERT of hourly aggregates failed, retrying: %r", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     def _fail_waiters(self, exc: Exception) -> None:
         waiting, self._waiters = self._waiters, []

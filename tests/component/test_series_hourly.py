@@ -243,3 +243,20 @@ async def test_a_read_settles_a_big_rewritten_stream(tmp_path: Path, migrations:
         remote = await second.open("storage")
         assert await remote.rewritten() == [[A, D, "small"]]
         await assert_agrees(remote, "a", final)
+
+
+async def test_hourly_aggregates_that_fail_to_insert_are_retried_alone(series: Remote) -> None:
+    """Values are stored once even when their hourly aggregates could not be inserted at
+    first, and the aggregates arrive once the table takes them again."""
+    points = points_over(3, 300, "retry")
+    await series.sql("RENAME TABLE numeric_hourly TO numeric_hourly_away")
+    await series.write(A, D, [("a", [t for t, _ in points], [v for _, v in points])])
+    flushing = asyncio.create_task(series.flush())
+    await asyncio.sleep(1.0)
+    assert not flushing.done()  # the values are in, their hours are not
+    await series.sql("RENAME TABLE numeric_hourly_away TO numeric_hourly")
+    await asyncio.wait_for(flushing, 30)
+    listed = await series.list(A, D, "a", "numeric", limit=100_000, dir="asc")
+    assert [tuple(p) for p in listed] == points
+    assert await series.rewritten() == []
+    await assert_agrees(series, "a", points)
