@@ -41,7 +41,7 @@ async def export_values(c: Call) -> ApiResponse:
         caller=c.caller(), device=c.device_ref(),
         streams=list(fields.string_list("streams", split_commas=True)),
         start_ms=fields.timestamp_ms("start"), end_ms=fields.timestamp_ms("end"),
-        limit=fields.integer("limit", 0, lo=0),
+        limit=fields.integer("limit", 0, lo=0), include_location=fields.flag("include_location"),
     )  # fmt: skip
     fields.done()
     reply = await call(c.services.storage.ExportValues, request)

@@ -97,10 +97,16 @@ class Database:
         return await self._run(lambda c: c.command(sql, parameters=parameters))
 
     async def query_to_file(
-        self, sql: str, parameters: dict[str, Any], path: Path, fmt: str = "CSVWithNames"
+        self,
+        sql: str,
+        parameters: dict[str, Any],
+        path: Path,
+        settings: dict[str, Any] | None = None,
+        fmt: str = "CSVWithNames",
     ) -> None:
         """A SELECT's result written to the new file `path` as ClickHouse formats it (CSV,
-        JSONEachRow...), streamed: a result of millions of rows never sits whole in memory.
+        JSONEachRow...) with these query settings, streamed: a result of millions of rows
+        never sits whole in memory.
 
         chDB hands a query's whole result over at once (a 20M-row CSV took 1.4 GB), so the
         engine in this process writes the file itself (INTO OUTFILE); a server streams it
@@ -109,11 +115,11 @@ class Database:
         if self.dsn.embedded:
             target = str(path).replace("\\", "\\\\").replace("'", "\\'")
             statement = f"{sql} INTO OUTFILE '{target}' FORMAT {fmt}"
-            await self._run(lambda c: c.command(statement, parameters=parameters))
+            await self._run(lambda c: c.command(statement, parameters, settings=settings))
             return
 
         def stream(client: Client) -> None:
-            response = client.raw_stream(sql, parameters=parameters, fmt=fmt)
+            response = client.raw_stream(sql, parameters, settings, fmt)
             with cast(io.IOBase, response) as source, path.open("xb") as out:
                 shutil.copyfileobj(source, out, 1 << 20)
 

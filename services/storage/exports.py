@@ -28,12 +28,20 @@ CHUNK = 256 * 1024
 _COLUMNS = (
     "id", "account_id", "device_id", "state", "error", "result_token", "rows", "streams",
     "start_ms", "end_ms", "row_limit", "created_ms", "started_ms", "finished_ms", "updated_ms",
-    "version", "is_deleted",
+    "include_location", "version", "is_deleted",
 )  # fmt: skip
-_ISO = (
-    "concat(formatDateTime(ts, '%Y-%m-%dT%H:%i:%S', 'UTC'), '.', "
-    "leftPad(toString(toUnixTimestamp64Milli(ts) % 1000), 3, '0'), 'Z')"
-)
+
+
+def _iso(ts: str) -> str:
+    """SQL of the column `ts` as M2X writes timestamps: UTC with 3 decimals."""
+    return (
+        f"concat(formatDateTime({ts}, '%Y-%m-%dT%H:%i:%S', 'UTC'), '.', "
+        f"leftPad(toString(toUnixTimestamp64Milli({ts}) % 1000), 3, '0'), 'Z')"
+    )
+
+
+# A value without a location yet has empty location fields, not \N.
+_CSV = {"join_use_nulls": 1, "format_csv_null_representation": ""}
 
 
 def now_ms() -> int:
@@ -57,6 +65,7 @@ class Job:
     started_ms: int = 0
     finished_ms: int = 0
     updated_ms: int = 0
+    include_location: bool = False
 
 
 @dataclass(slots=True)
@@ -77,6 +86,7 @@ class Exports:
         for row in await self.db.query(f"SELECT {', '.join(_COLUMNS[:-2])} FROM jobs FINAL"):
             record = dict(zip(_COLUMNS, row, strict=False))
             record["streams"] = tuple(record["streams"])
+            record["include_location"] = bool(record["include_location"])
             job = Job(**record)
             self.jobs[job.id] = job
             if job.state in ("queued", "working"):
@@ -96,15 +106,15 @@ class Exports:
         self.jobs[job.id] = job
         return job
 
-    async def create(
-        self, device: Device, streams: list[str], start_ms: int, end_ms: int, limit: int
-    ) -> Job:
+    async def create(self, device: Device, streams: list[str], start_ms: int, end_ms: int,
+                     limit: int, include_location: bool = False) -> Job:  # fmt: skip
         if limit < 0 or (end_ms and start_ms > end_ms):
             raise ValidationFailed({"limit" if limit < 0 else "start": ["not_valid"]})
         job_id = time.strftime("%Y%m", time.gmtime()) + secrets.token_hex(16)
         job = Job(
-            job_id, device.account_id, device.id, tuple(streams), start_ms, end_ms, limit, now_ms()
-        )
+            job_id, device.account_id, device.id, tuple(streams), start_ms, end_ms, limit, now_ms(),
+            include_location=include_location,
+        )  # fmt: skip
         job = await self._save(job)
         self._queue.put_nowait(job.id)
         return job
@@ -180,11 +190,20 @@ class Exports:
         limit = f" LIMIT {int(job.row_limit)}" if job.row_limit else ""
 
         def sql(final: str) -> str:
+            values = (
+                f"SELECT device_id, ts, stream, toString(value) AS value FROM"
+                f" numeric_values{final} WHERE {where} UNION ALL SELECT device_id, ts, stream,"
+                f" value FROM text_values{final} WHERE {where}"
+            )
+            if not job.include_location:
+                return f"SELECT {_iso('ts')} AS timestamp, stream, value FROM ({values}) ORDER BY ts DESC, stream{limit}"  # fmt: skip
+            # The location of each value: the device's newest waypoint at or before it.
             return (
-                f"SELECT {_ISO} AS timestamp, stream, value FROM (SELECT ts, stream,"
-                f" toString(value) AS value FROM numeric_values{final} WHERE {where} UNION ALL"
-                f" SELECT ts, stream, value FROM text_values{final} WHERE {where})"
-                f" ORDER BY ts DESC, stream{limit}"
+                f"SELECT {_iso('v.ts')} AS timestamp, stream, value, latitude,"
+                f" longitude, elevation FROM ({values}) AS v ASOF LEFT JOIN (SELECT device_id,"
+                " ts, latitude, longitude, elevation FROM waypoints FINAL WHERE account_id ="
+                " {a:String} AND device_id = {d:String}) AS w ON v.device_id = w.device_id"
+                f" AND v.ts >= w.ts ORDER BY v.ts DESC, stream{limit}"
             )
 
         params: dict[str, Any] = {"a": job.account_id, "d": job.device_id, "all": int(not job.streams),
@@ -195,10 +214,10 @@ class Exports:
         final = self.rewritten(*key)
         partial = path.with_suffix(".part")
         await asyncio.to_thread(partial.unlink, missing_ok=True)  # left by a crash
-        await self.db.query_to_file(sql(" FINAL" if final else ""), params, partial)
+        await self.db.query_to_file(sql(" FINAL" if final else ""), params, partial, _CSV)
         if not final and self.rewritten(*key):
             await asyncio.to_thread(partial.unlink)
-            await self.db.query_to_file(sql(" FINAL"), params, partial)
+            await self.db.query_to_file(sql(" FINAL"), params, partial, _CSV)
         rows = await asyncio.to_thread(_lines, partial)
         await asyncio.to_thread(partial.replace, path)
         return max(rows - 1, 0)  # less the header

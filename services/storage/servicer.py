@@ -347,8 +347,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         # A stream-restricted key exports only its stream, never "all streams".
         names = list(request.streams) or ([caller.stream] if caller.stream else [])
         job = await self.exports.create(
-            device, names, request.start_ms, request.end_ms, request.limit
-        )
+            device, names, request.start_ms, request.end_ms, request.limit,
+            request.include_location,
+        )  # fmt: skip
         return pb.ExportValuesResponse(job=convert.job_to_pb(job))
 
     async def GetJob(

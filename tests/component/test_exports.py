@@ -124,3 +124,32 @@ async def test_export_job_runs_and_serves_the_csv(stack: Stack) -> None:
     assert (await stack.request("GET", f"{base}/values/export.csv", key=other))[0] == 404
     status, _, _ = await stack.request("GET", "/v2/exports/" + "0" * 32 + ".csv")
     assert status == 404
+
+
+async def test_export_with_locations_gives_each_value_the_location_of_its_time(
+    stack: Stack,
+) -> None:
+    _, master = await stack.new_account()
+    _, device, _ = await stack.request(
+        "POST", "/v2/devices", key=master, json={"name": "l", "visibility": "private"}
+    )
+    base = f"/v2/devices/{device['id']}"
+    await stack.request("PUT", f"{base}/streams/a", key=master, json={})
+    stamps = [f"2024-01-01T00:00:0{i}.000Z" for i in range(4)]
+    await stack.request("POST", f"{base}/streams/a/values", key=master, json={
+        "values": [{"timestamp": t, "value": i} for i, t in enumerate(stamps)]
+    })  # fmt: skip
+    for body in (
+        {"latitude": 1.5, "longitude": -2, "timestamp": "2024-01-01T00:00:00.500Z"},
+        {"latitude": 3, "longitude": 4, "elevation": 12.5, "timestamp": stamps[2]},
+    ):
+        status, _, _ = await stack.request("PUT", f"{base}/location", key=master, json=body)
+        assert status == 202
+    assert await exported(stack, master, base, include_location="true") == [
+        ["timestamp", "stream", "value", "latitude", "longitude", "elevation"],
+        [stamps[3], "a", "3", "3", "4", "12.5"],
+        [stamps[2], "a", "2", "3", "4", "12.5"],  # a waypoint at the same instant counts
+        [stamps[1], "a", "1", "1.5", "-2", ""],
+        [stamps[0], "a", "0", "", "", ""],  # before the first known location
+    ]
+    assert (await exported(stack, master, base))[0] == ["timestamp", "stream", "value"]
