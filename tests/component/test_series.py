@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = [ROOT / "services" / "storage" / "migrations" / name
               for name in ("0002_values.sql", "0004_rewritten_streams.sql",
                            "0005_numeric_hourly.sql", "0006_low_cardinality_names.sql",
-                           "0007_hourly_sums_of_squares.sql")]  # fmt: skip
+                           "0007_hourly_sums_of_squares.sql", "0009_fewer_merges.sql")]  # fmt: skip
 LINE_LIMIT = 1 << 26
 A, B, D = "acct-a", "acct-b", "dev-1"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
