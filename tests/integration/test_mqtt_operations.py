@@ -14,6 +14,7 @@ import orjson
 
 from tests.integration.conftest import StartUp, processes_mentioning
 from tests.support.mqtt import Device, device_session, new_device, start_mqtt_stack
+from tests.support.waiting import eventually
 
 QUIET = 0.5  # seconds within which a duplicate answer would have arrived on loopback
 
@@ -143,6 +144,12 @@ async def test_m2x_up_serves_mqtt_and_survives_a_broker_crash(
 
     # The broker component restarts on the same ports; the adapter reconnects to it.
     assert await answered_over_mqtt(port, boot["master_key"], "/v2/devices") == 200
-    assert up.endpoints()["components"]["broker"]["pid"] != wrapper
+
+    async def broker_pid() -> int:
+        return int(up.endpoints()["components"]["broker"]["pid"])
+
+    # Clients may reach the new broker a moment before the supervisor has read its ready
+    # line and rewritten the endpoints.
+    await eventually(broker_pid, lambda pid: pid != wrapper)
     assert processes_mentioning(conf) != [mosquitto]
     assert "reconnected to broker" in up.logs()
