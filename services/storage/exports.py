@@ -7,6 +7,7 @@ The CSV goes to a file named by a random token, which is also the download capab
 from __future__ import annotations
 
 import asyncio
+import csv
 import dataclasses
 import logging
 import secrets
@@ -218,11 +219,12 @@ class Exports:
         if not final and self.rewritten(*key):
             await asyncio.to_thread(partial.unlink)
             await self.db.query_to_file(sql(" FINAL"), params, partial, _CSV)
-        rows = await asyncio.to_thread(_lines, partial)
+        rows = await asyncio.to_thread(_records, partial)
         await asyncio.to_thread(partial.replace, path)
         return max(rows - 1, 0)  # less the header
 
 
-def _lines(path: Path) -> int:
-    with path.open("rb") as data:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: data.read(CHUNK), b""))
+def _records(path: Path) -> int:
+    """CSV records in the file (a text value may hold line breaks, so lines would not do)."""
+    with path.open(newline="", encoding="utf-8") as data:
+        return sum(1 for _ in csv.reader(data))

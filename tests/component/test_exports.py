@@ -77,7 +77,7 @@ async def test_export_job_runs_and_serves_the_csv(stack: Stack) -> None:
         await stack.request("PUT", f"{base}/streams/{name}", key=master, json={"type": kind})
     await stack.request("POST", f"{base}/updates", key=device["key"], json={"values": {
         "t": [{"timestamp": "2024-01-01T00:00:00Z", "value": 1.5}, {"timestamp": "2024-01-01T00:00:01Z", "value": 2}],
-        "s": [{"timestamp": "2024-01-01T00:00:01Z", "value": "on, off"}],
+        "s": [{"timestamp": "2024-01-01T00:00:01Z", "value": "on, off\n\"later\""}],
     }})  # fmt: skip
 
     status, body, headers = await stack.request(
@@ -108,7 +108,7 @@ async def test_export_job_runs_and_serves_the_csv(stack: Stack) -> None:
         rows = list(csv.reader(io.StringIO(await response.text())))
     assert rows == [
         ["timestamp", "stream", "value"],
-        ["2024-01-01T00:00:01.000Z", "s", "on, off"],
+        ["2024-01-01T00:00:01.000Z", "s", 'on, off\n"later"'],
         ["2024-01-01T00:00:01.000Z", "t", "2"],
         ["2024-01-01T00:00:00.000Z", "t", "1.5"],
     ]
