@@ -89,7 +89,7 @@ class Database:
         """Rows of a SELECT, with `{name:Type}` server-side parameters."""
         rows = await self._run(lambda c: c.query(sql, parameters=parameters).result_rows)
         # clickhouse-connect declares any sequence of sequences; it builds a list of tuples.
-        return cast(list[tuple[Any, ...]], rows)
+        return cast("list[tuple[Any, ...]]", rows)
 
     async def command(
         self, sql: str, parameters: dict[str, Any] | None = None
