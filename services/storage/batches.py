@@ -73,8 +73,13 @@ class Columns:
             return True
         rising = self.stamps[1:] > self.stamps[:-1]
         if len(self.counts) > 1:  # where one stream ends and the next begins does not count
-            rising[np.cumsum(self.counts[:-1]) - 1] = True
+            rising[self._lasts()[:-1]] = True
         return bool(rising.all())
+
+    def _lasts(self) -> list[int]:
+        """The index of each stream's last value. Summed in Python: np.cumsum first turns
+        the tuple of counts into an array, which made ascending() and newest() ~2x slower."""
+        return [end - 1 for end in itertools.accumulate(self.counts)]
 
     def earliest(self, ascending: bool) -> list[int]:
         """The smallest timestamp of each stream (`ascending`: as `self.ascending()` says)."""
@@ -91,11 +96,11 @@ class Columns:
             return [(self.streams[0], int(self.stamps[0]),
                      value.item() if isinstance(value, np.generic) else value)]  # fmt: skip
         if self.ascending() if ascending is None else ascending:
-            ends = np.cumsum(self.counts) - 1
-            values = self.values[ends].tolist() if isinstance(self.values, np.ndarray) else [
-                self.values[end] for end in ends.tolist()
+            lasts = self._lasts()
+            values = self.values[lasts].tolist() if isinstance(self.values, np.ndarray) else [
+                self.values[last] for last in lasts
             ]  # fmt: skip
-            return list(zip(self.streams, self.stamps[ends].tolist(), values, strict=True))
+            return list(zip(self.streams, self.stamps[lasts].tolist(), values, strict=True))
         newest = []
         for stream, stamps, part_values in self.parts():
             at = int(stamps.argmax())
