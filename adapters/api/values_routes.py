@@ -18,6 +18,7 @@ from adapters.api.value_columns import (
     ValuesBody,
     bulk_columns,
     entries,
+    number_columns,
     timestamp,
 )
 from m2x.runtime.errors import NotFound, ValidationFailed
@@ -173,7 +174,7 @@ def _plain_body(c: Call) -> Mapping[str, Any]:
 async def post_values(c: Call) -> ApiResponse:
     name = c.params["stream"]
     if isinstance(c.request.body, ValuesBody):  # decoded by the route's type: the usual case
-        typed = bulk_columns([(name, c.request.body.values)], typed=True)
+        typed = number_columns([(name, c.request.body.values)])
         if typed is not None:
             return await write_values(c, typed, None, single=name)
     body = _plain_body(c)
@@ -207,7 +208,7 @@ async def post_update(c: Call) -> ApiResponse:
 async def post_updates(c: Call) -> ApiResponse:
     """Many values per stream (spec §8.2)."""
     if isinstance(c.request.body, UpdatesBody):  # decoded by the route's type: the usual case
-        values = bulk_columns(c.request.body.values.items(), typed=True)
+        values = number_columns(c.request.body.values.items())
         if values is not None:
             fields = FieldReader({})
             location = read_location(fields, c.request.body.location, now_ms())

@@ -16,6 +16,7 @@ from adapters.api.value_columns import (
     ValuesBody,
     bulk_columns,
     entries,
+    number_columns,
 )
 from adapters.api.values_routes import _streams
 from adapters.http.codec import decode_body
@@ -120,6 +121,14 @@ def test_each_error_code_is_given_once_per_field() -> None:
     assert fields.errors == {"t": ["not_valid"], "u": ["not_present"]}
 
 
+def has_text(values: dict[Any, Any]) -> bool:
+    """Whether a well-formed entry of `values` has a text value (route types take numbers)."""
+    return any(
+        isinstance(e, dict) and isinstance(e.get("value"), str)
+        for raw in values.values() if isinstance(raw, list) for e in raw
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_bodies_decoded_by_the_route_type_convert_as_plain_ones(seed: int) -> None:
     rng = random.Random(seed)
@@ -128,13 +137,13 @@ def test_bodies_decoded_by_the_route_type_convert_as_plain_ones(seed: int) -> No
         raw = orjson.dumps({"values": values, "location": {"latitude": 1, "longitude": 2}})
         decoded = decode_body(raw, "application/json", None, UpdatesBody)
         plain = bulk_columns(values.items())
-        assert isinstance(decoded, UpdatesBody) or broken > 0
+        assert isinstance(decoded, UpdatesBody) or broken > 0 or has_text(values)
         if isinstance(decoded, UpdatesBody):
             assert decoded.location == {"latitude": 1, "longitude": 2}
-            assert bulk_columns(decoded.values.items(), typed=True) == plain
-        else:  # not of the type (a bool, a null, a missing field...): plain values instead
+            assert number_columns(decoded.values.items()) == plain
+        else:  # not of the type (a text, a bool, a null, a missing field...): plain values
             assert decoded == orjson.loads(raw)
-            assert plain is None
+            assert plain is None or has_text(values)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -146,7 +155,7 @@ def test_stream_values_bodies_decoded_by_the_route_type_convert_as_plain_ones(se
             decoded = decode_body(raw, "application/json", None, ValuesBody)
             plain = bulk_columns([(name, entries_)])
             if isinstance(decoded, ValuesBody):
-                assert bulk_columns([(name, decoded.values)], typed=True) == plain
+                assert number_columns([(name, decoded.values)]) == plain
             else:
                 assert decoded == orjson.loads(raw)
-                assert plain is None
+                assert plain is None or has_text({name: entries_})
