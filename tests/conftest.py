@@ -6,13 +6,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from tests.support.stack import NO_LIMITS, Stack, start_stack
 
 
+@pytest_asyncio.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """Keys, storage, triggers and the HTTP adapter as real processes, rate limits out of the
+    way. Starting them takes seconds, so a module's tests share one stack: each test works in
+    accounts of its own (`stack.new_account`), which nothing of another account can reach."""
+    async with start_stack(tmp_path_factory.mktemp("stack"), *NO_LIMITS) as running:
+        yield running
+
+
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    """Keys service + HTTP adapter, real processes, rate limits out of the way."""
+async def fresh_stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    """A stack of the test's own, for tests that look across accounts (the public catalog)."""
     async with start_stack(tmp_path, *NO_LIMITS) as running:
         yield running
 

@@ -38,8 +38,6 @@ LINE_LIMIT = 1 << 26
 A, B, D = "acct-a", "acct-b", "dev-1"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-
 
 # the child process
 def serve() -> None:
@@ -200,13 +198,13 @@ async def running(path: Path, migrations: Path) -> AsyncIterator[Child]:
         await child.stop()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def child(tmp_path_factory: pytest.TempPathFactory, migrations: Path) -> AsyncIterator[Child]:
     async with running(tmp_path_factory.mktemp("chdb") / "db", migrations) as process:
         yield process
 
 
-@pytest_asyncio.fixture(loop_scope="module")
+@pytest_asyncio.fixture
 async def series(child: Child, request: pytest.FixtureRequest) -> AsyncIterator[Remote]:
     """A Series over a database of its own, so no test sees another's rows."""
     name = re.sub(r"\W", "_", request.node.name)

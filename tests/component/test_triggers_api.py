@@ -19,8 +19,6 @@ from tests.support.triggers import new_device, trigger_stack
 from tests.support.waiting import eventually
 from tests.support.webhooks import receiver
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-
 SEED_CREATE = {
     "name": "High temperature",
     "conditions": {"temperature": {"gt": 30, "reset": 28}, "humidity": {"changed": True}},
@@ -34,7 +32,7 @@ SEED_CREATE = {
 }
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     async with trigger_stack(tmp_path_factory.mktemp("triggers-api")) as running:
         yield running

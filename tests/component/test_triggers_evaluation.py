@@ -15,10 +15,8 @@ from tests.support.stack import Stack
 from tests.support.triggers import iso, new_device, trigger_stack
 from tests.support.webhooks import receiver
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """One stack for the module; every test works on its own fresh account and device."""
     async with trigger_stack(tmp_path_factory.mktemp("triggers")) as running:

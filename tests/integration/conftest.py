@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from tests.support.mqtt import MqttStack, start_mqtt_stack
 
@@ -133,8 +134,9 @@ async def start_up(tmp_path: Path) -> AsyncIterator[StartUp]:
             await up.kill()
 
 
-@pytest.fixture
-async def mqtt(tmp_path: Path) -> AsyncIterator[MqttStack]:
-    """Keys, storage, triggers, HTTP, a generated Mosquitto and the MQTT adapter."""
-    async with start_mqtt_stack(tmp_path) as running:
+@pytest_asyncio.fixture(scope="module")
+async def mqtt(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MqttStack]:
+    """Keys, storage, triggers, HTTP, a generated Mosquitto and the MQTT adapter, shared by a
+    module's tests (like `stack`): each test works with devices of its own accounts."""
+    async with start_mqtt_stack(tmp_path_factory.mktemp("mqtt")) as running:
         yield running
