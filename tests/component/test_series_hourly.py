@@ -29,7 +29,6 @@ from tests.component.test_series import (
     running,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
 # the harness's fixtures: one child process per module, a database per test
 child, migrations, series = harness.child, harness.migrations, harness.series
 
@@ -91,17 +90,22 @@ async def assert_agrees(series: Remote, stream: str, points: list[tuple[int, flo
     """stats and sampling of `stream` equal Python's over `points`, on every range and on
     the one from its oldest value to its newest (as clients ask for "all of it")."""
     spans = [(min(points)[0], max(points)[0])] if points else []
-    for start, end in RANGES + spans:
-        inside = window(points, start, end)
-        stats = await series.stats(A, D, stream, start_ms=start, end_ms=end)
-        assert same_stats(stats, python_stats(inside)), (start, end, stats)
-        for seconds in (3600, 7200, 86400, 60):
-            for kind in KINDS:
-                got = await series.sample(A, D, stream, kind, seconds, start_ms=start,
-                                          end_ms=end, limit=1000)  # fmt: skip
-                assert same_samples(got, python_sampling(inside, kind, seconds)), (
-                    start, end, seconds, kind
-                )  # fmt: skip
+    ranges = RANGES + spans
+    asked = [(r, seconds, kind) for r in ranges for seconds in (3600, 7200, 86400, 60)
+             for kind in KINDS]  # fmt: skip
+    # asked all at once: the reads run side by side, as a server's requests do
+    stats, samples = await asyncio.gather(
+        asyncio.gather(*(series.stats(A, D, stream, start_ms=s, end_ms=e) for s, e in ranges)),
+        asyncio.gather(*(
+            series.sample(A, D, stream, kind, seconds, start_ms=s, end_ms=e, limit=1000)
+            for (s, e), seconds, kind in asked
+        )),
+    )  # fmt: skip
+    for (start, end), got in zip(ranges, stats, strict=True):
+        assert same_stats(got, python_stats(window(points, start, end))), (start, end, got)
+    for ((start, end), seconds, kind), got in zip(asked, samples, strict=True):
+        expected = python_sampling(window(points, start, end), kind, seconds)
+        assert same_samples(got, expected), (start, end, seconds, kind)
     got = await series.sample(A, D, stream, "avg", 3600, limit=3)
     assert same_samples(got, python_sampling(points, "avg", 3600, limit=3))
 
