@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
+from clickhouse_connect.driver import options
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.summary import QuerySummary
 
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 logger = logging.getLogger(__name__)
+
+# We never hand clickhouse-connect a DataFrame nor ask it for one, but its first INSERT imports
+# pandas (installed for chdb) just to check for one: ~0.5 s of every service's start, and its
+# memory. Resolved as "pandas not installed", which clickhouse-connect supports.
+options.pd = None
+options.pd_time_test = None
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _T = TypeVar("_T")
