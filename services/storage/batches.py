@@ -150,23 +150,6 @@ class Batch(Columns):
                         streams, self.stamps.tolist(), values,
                         range(self.first_version, self.last_version + 1)))  # fmt: skip
 
-    def after(self, version: int) -> Batch | None:
-        """The rows with a larger version than `version` (a suffix); None when there are none."""
-        cut = version - self.first_version + 1
-        if cut <= 0:
-            return self
-        if cut >= self.rows:
-            return None
-        streams, counts, seen = [], [], 0
-        for stream, count in zip(self.streams, self.counts, strict=True):
-            kept = min(count, seen + count - cut)
-            seen += count
-            if kept > 0:
-                streams.append(stream)
-                counts.append(kept)
-        return Batch(tuple(streams), tuple(counts), self.stamps[cut:], self.values[cut:],
-                     self.kind, self.account_id, self.device_id, version + 1)  # fmt: skip
-
     # the WAL record of a write: [2, account, device, numeric batch, text batch]
     def record(self) -> list[Any]:
         values = self.values.tobytes() if isinstance(self.values, np.ndarray) else self.values

@@ -55,6 +55,7 @@ StreamKey = tuple[str, str, str]  # account, device, stream
 # Rows of one INSERT are not deduplicated by (stream, timestamp) on the way in: ~10% less CPU,
 # and reads of streams that may repeat a timestamp deduplicate anyway (FINAL).
 _INSERT_SETTINGS = {"optimize_on_insert": 0}
+_HOUR_KEY = ("account_id", "device_id", "stream", "hour")  # of a numeric_hourly row
 
 
 @dataclass(slots=True)
@@ -63,6 +64,7 @@ class Counters:
 
     flushes: int = 0
     failed_flushes: int = 0
+    failed_hourly_inserts: int = 0  # INSERTs of hourly aggregates, or aggregations again
     rows: int = 0
     inserts: int = 0
 
@@ -106,6 +108,10 @@ class Series:
         self.rewritten: set[StreamKey] = set()  # streams where a timestamp may repeat
         self._last_version = 0
         self._buffer = _Buffer()
+        # kind -> lowest version of rows an INSERT may or may not have stored (it failed, and
+        # ClickHouse can fail an INSERT after storing its rows: a materialized view that
+        # throws, an answer lost on the way back). Deleted before anything else is inserted.
+        self._doubtful: dict[str, int] = {}
         self._inserting = 0  # rows taken from the buffer by the INSERTs under way
         self._inserted = asyncio.Event()  # replaced by a fresh one after every flush
         self._oldest = 0.0  # loop time of the oldest buffered write
@@ -148,18 +154,16 @@ class Series:
         self.wal.close()
 
     async def _replay(self) -> None:
-        """Insert the rows of WAL segments left by the last run that ClickHouse lacks.
+        """Insert again the rows of WAL segments left by the last run.
 
-        The flusher inserts each table's rows in version order, so the rows a table holds
-        are the ones up to its largest version (a delete inserts everything buffered first).
+        The last run may have stored any part of them (an INSERT stores one part per
+        partition, each on its own), so all of them are doubtful: what a table holds from
+        their lowest version on is deleted first. Everything a finished flush inserted has
+        lower versions, as a flush inserts all that is buffered, in version order.
         """
         left = self.wal.open()
         if not left:
             return
-        stored = {
-            kind: int((await self.db.query(f"SELECT max(version) FROM {table}"))[0][0] or 0)
-            for kind, table in _TABLES.items()
-        }
         replayed, hours = 0, set()
         for number in left:
             for record in self.wal.read(number):
@@ -169,17 +173,15 @@ class Series:
                     self.rewritten |= self._rewrites(batch.account_id, batch.device_id, [batch])
                     self._last_version = max(self._last_version, batch.last_version)
                     self._observe(batch)
-                    missing = batch.after(stored[batch.kind])
-                    if missing is not None:
-                        self._buffer.batches[batch.kind].append(missing)
-                        self._buffer.rows += missing.rows
-                        replayed += missing.rows
+                    self._doubt(batch.kind, batch.first_version)
+                    self._buffer.batches[batch.kind].append(batch)
+                    self._buffer.rows += batch.rows
+                    replayed += batch.rows
         await self._persist_rewritten(self.rewritten - await self.queries.rewritten_streams())
         await self._flush()
-        # The last run may have died in an INSERT that stored values but not their hourly
-        # aggregates (inserted after them, see _insert), or the aggregates but
-        # not the values (inserted again just now, so aggregated twice): the hours of what
-        # the WAL held are aggregated again from the values.
+        # The last run may have died after an INSERT of values and before the one of their
+        # hourly aggregates (see _insert), or after both: the hours of what the WAL held are
+        # aggregated again from the values.
         async with self.queries.hourly.repairing():
             await self.queries.hourly.aggregate_hours_again(hours)
         logger.info("replayed %d values from %d WAL segments", replayed, len(left))
@@ -330,10 +332,15 @@ class Series:
         self._inserting = taken.rows
         self.counters.flushes += 1
         try:
+            await self._delete_doubtful()
             for kind, batches in taken.batches.items():
                 while batches:
                     chunk = _chunk(batches, self.flush_rows)
-                    await self._insert(kind, chunk)
+                    try:
+                        await self._insert(kind, chunk)
+                    except Exception:
+                        self._doubt(kind, chunk[0].first_version)
+                        raise
                     del batches[: len(chunk)]
                     inserted = sum(b.rows for b in chunk)
                     taken.rows -= inserted
@@ -362,6 +369,19 @@ class Series:
             else:
                 self._waiters.append((version, waiter))
 
+    def _doubt(self, kind: str, version: int) -> None:
+        self._doubtful[kind] = min(self._doubtful.get(kind, version), version)
+
+    async def _delete_doubtful(self) -> None:
+        """Delete the rows failed INSERTs may have stored: the flush inserts them again (all
+        rows from the lowest doubtful version on are in it, in the buffer or the WAL)."""
+        for kind, version in list(self._doubtful.items()):
+            await self.db.command(
+                f"DELETE FROM {_TABLES[kind]} WHERE version >= {{version:UInt64}}",
+                {"version": version},
+            )
+            del self._doubtful[kind]
+
     async def _insert(self, kind: str, batches: list[Batch]) -> None:
         table = arrow_table(batches)
         await self.db.insert_arrow(_TABLES[kind], table, _INSERT_SETTINGS)
@@ -372,19 +392,31 @@ class Series:
         self._rows_histogram.record(table.num_rows, {"table": _TABLES[kind]})
 
     async def _insert_hours(self, hours: pa.Table) -> None:
-        """Insert the hourly aggregates of values just inserted, retrying until it works: a
-        failure must not put those values back in the buffer, to be inserted twice. Given up
-        only when closing; the WAL still holds the values then, and the next start aggregates
-        their hours again."""
+        """Insert the hourly aggregates of values just inserted. A failed INSERT may have
+        stored them all the same, so those hours are then aggregated again from the values,
+        until that works: a failure must not put the values back in the buffer, to be
+        inserted twice. Given up only when closing; the WAL still holds the values then, and
+        the next start aggregates their hours again."""
+        try:
+            await self.db.insert_arrow("numeric_hourly", hours)
+            return
+        except Exception as exc:
+            self.counters.failed_hourly_inserts += 1
+            if self._closing:
+                raise
+            logger.warning("INSERT of hourly aggregates failed, aggregating again: %r", exc)
+        keys = set(zip(*(hours.column(name).to_pylist() for name in _HOUR_KEY), strict=True))
         backoff = 0.1
         while True:
             try:
-                await self.db.insert_arrow("numeric_hourly", hours)
+                async with self.queries.hourly.repairing():
+                    await self.queries.hourly.aggregate_hours_again(keys)
                 return
             except Exception as exc:
+                self.counters.failed_hourly_inserts += 1
                 if self._closing:
                     raise
-                logger.warning("INSERT of hourly aggregates failed, retrying: %r", exc)
+                logger.warning("aggregating hours again failed, retrying: %r", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 

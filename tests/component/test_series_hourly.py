@@ -25,9 +25,11 @@ from tests.component.test_series import (
     A,
     D,
     Remote,
+    RemoteError,
     python_buckets,
     running,
 )
+from tests.support.waiting import eventually
 
 # the harness's fixtures: one child process per module, a database per test
 child, migrations, series = harness.child, harness.migrations, harness.series
@@ -264,3 +266,61 @@ async def test_hourly_aggregates_that_fail_to_insert_are_retried_alone(series: R
     assert [tuple(p) for p in listed] == points
     assert await series.rewritten() == []
     await assert_agrees(series, "a", points)
+
+
+async def refuse_inserts_after_storing(series: Remote, table: str) -> None:
+    """Make INSERTs into `table` fail after storing their rows, as ClickHouse can (here a
+    materialized view that throws; over a network, an answer lost on the way back). The
+    refusal is in a Memory table: it ends with the process."""
+    await series.sql("CREATE TABLE refusing (on UInt8) ENGINE = Memory")
+    await series.sql("INSERT INTO refusing VALUES (1)")
+    await series.sql(
+        "CREATE MATERIALIZED VIEW refuse ENGINE = Memory AS SELECT"
+        f" throwIf((SELECT count() FROM refusing) > 0, 'refused') AS x FROM {table}"
+    )
+
+
+async def flushed(series: Remote) -> bool:
+    """Whether a flush of everything written went through (a failed INSERT fails it)."""
+    try:
+        await series.flush()
+    except RemoteError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("table", "counter"),
+    [("numeric_values", "failed_flushes"), ("numeric_hourly", "failed_hourly_inserts")],
+)
+async def test_inserts_that_failed_after_storing_their_rows_store_them_once(
+    series: Remote, table: str, counter: str
+) -> None:
+    points = points_over(3, 300, "doubtful")
+    await refuse_inserts_after_storing(series, table)
+    await series.write(A, D, [("a", [t for t, _ in points], [v for _, v in points])])
+    # the flusher inserts on its own, fails, and tries again
+    await eventually(series.counters, lambda counters: counters[counter] >= 2)
+    await series.sql("TRUNCATE TABLE refusing")
+    await eventually(lambda: flushed(series), bool, within=30)
+    listed = await series.list(A, D, "a", "numeric", limit=100_000, dir="asc")
+    assert [tuple(p) for p in listed] == points
+    assert await series.rewritten() == []
+    await assert_agrees(series, "a", points)
+
+
+async def test_a_replay_stores_once_what_a_failed_insert_stored(
+    tmp_path: Path, migrations: Path
+) -> None:
+    points = points_over(3, 300, "replayed")
+    async with running(tmp_path / "db", migrations) as first:
+        remote = await first.open("storage")
+        await refuse_inserts_after_storing(remote, "numeric_values")
+        await remote.write(A, D, [("a", [t for t, _ in points], [v for _, v in points])])
+        await eventually(remote.counters, lambda counters: counters["failed_flushes"] >= 1)
+        first.process.kill()  # its rows stored, its WAL segments not retired
+    async with running(tmp_path / "db", migrations) as second:
+        remote = await second.open("storage")
+        listed = await remote.list(A, D, "a", "numeric", limit=100_000, dir="asc")
+        assert [tuple(p) for p in listed] == points
+        await assert_agrees(remote, "a", points)

@@ -37,13 +37,6 @@ def test_newest_value_of_each_stream() -> None:
     assert list(text.newest()) == [("x", 3, "late")]
 
 
-@pytest.mark.parametrize("stored", [0, 99, 100, 102, 103, 104, 200])
-def test_after_keeps_exactly_the_rows_above_a_version(stored: int) -> None:
-    batch = numeric()
-    expected = [row for row in batch.stored_rows() if row[5] > stored]
-    assert rows(batch.after(stored)) == expected
-
-
 def test_mismatched_part_is_refused() -> None:
     with pytest.raises(ValueError, match="2 timestamps, 1 values"):
         Batch.of(NUMERIC, "a", "d", [("t", [1, 2], [1.0])], 1)
