@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +34,7 @@ from m2x.runtime.clickhouse import Database
 from m2x.runtime.errors import Unavailable
 from services.storage.batches import Batch, Columns, Part, arrow_table, read_record, write_record
 from services.storage.hourly import hourly_table
+from services.storage.recent import TAIL, RecentValues
 from services.storage.value_queries import (
     _TABLES,
     NUMERIC,
@@ -65,6 +67,7 @@ class Counters:
     flushes: int = 0
     failed_flushes: int = 0
     failed_hourly_inserts: int = 0  # INSERTs of hourly aggregates, or aggregations again
+    recent_reads: int = 0  # lists of the newest values answered from memory (RecentValues)
     rows: int = 0
     inserts: int = 0
 
@@ -101,6 +104,8 @@ class Series:
         self.counters = Counters()
         # Called with the batches of every write once it is durable, in version order.
         self.listeners: list[Callable[[Batch], None]] = []
+        self.recent = RecentValues()  # the newest values of streams that are read
+        self.listeners.append(self.recent.written)
         self.released_version = 0  # every write up to here is durable and was handed out
         self.latest: dict[tuple[str, str], Point] = {}  # (device, stream) -> newest point
         # (device, stream) -> no stored value is older (deletes may leave it lower than that)
@@ -493,11 +498,15 @@ class Series:
                 written.update((account_id, device_id, stream) for stream in batch.streams)
 
         self.listeners.append(note)
+        # Tails of the device are dropped now, so that reads meanwhile ask ClickHouse, and
+        # again once done, as a read meanwhile may have kept one of what is being deleted.
+        self.recent.forget_device(account_id, device_id)
         try:
             await self.flush()
             await delete()
         finally:
             self.listeners.remove(note)
+            self.recent.forget_device(account_id, device_id)
         return written
 
     async def _distrust(self, keys: set[StreamKey]) -> None:
@@ -569,10 +578,29 @@ class Series:
         return point
 
     async def list(self, account_id: str, device_id: str, stream: str, kind: str,
-                   *args: Any, **kwargs: Any) -> Points:  # fmt: skip
-        points: Points = await self._read(self.queries.list, account_id, device_id, [stream],
-                                          stream, kind, *args, **kwargs)  # fmt: skip
-        return points
+                   start_ms: int = 0, end_ms: int = 0, min: float | None = None,
+                   max: float | None = None, limit: int = 100, sort: str = "timestamp",
+                   dir: str = "desc") -> Points:  # fmt: skip
+        """ValueQueries.list; the newest values (no range, no filter) from memory when the
+        stream's tail holds them, else from ClickHouse, keeping a tail of them."""
+        read = functools.partial(self._read, self.queries.list, account_id, device_id, [stream])
+        filtered = start_ms or end_ms or min is not None or max is not None
+        if filtered or sort != "timestamp" or dir != "desc" or limit > TAIL:
+            points: Points = await read(stream, kind, start_ms, end_ms, min, max, limit, sort, dir)
+            return points
+        key = (account_id, device_id, stream, kind)
+        newest = self.recent.newest(key, limit)
+        if newest is not None:
+            self.counters.recent_reads += 1
+            return newest
+        tail = self.recent.start_filling(key)  # before _read makes the writes visible
+        try:
+            points = await read(stream, kind, limit=TAIL)
+        except BaseException:
+            self.recent.abandon(key, tail)
+            raise
+        self.recent.finish_filling(tail, points)
+        return points[:limit]
 
     def _window(self, device_id: str, stream: str, start_ms: int, end_ms: int) -> tuple[int, int]:
         """start_ms and end_ms, each 0 (unbounded) where it holds every stored value of the

@@ -266,6 +266,50 @@ async def test_deletes_remove_only_what_they_name(series: Remote) -> None:
     assert await series.list(A, D, "u", "numeric") == []
 
 
+async def test_newest_values_from_memory_are_what_clickhouse_holds(series: Remote) -> None:
+    """A list of the newest values (no range, no filter) is answered from memory once the
+    stream was read so; with writes in any order, rewritten timestamps and deletes racing the
+    reads, it answers what ClickHouse does."""
+    rng = random.Random(7)
+
+    async def writes() -> None:
+        for _ in range(80):
+            stamps = rng.sample(range(T0, T0 + 400_000, 1000), 5)
+            await series.write(A, D, [("t", stamps, [rng.uniform(-1, 1) for _ in stamps])])
+
+    async def reads() -> None:
+        for _ in range(80):
+            await series.list(A, D, "t", "numeric", limit=rng.choice([1, 10, 100]))
+
+    async def deletes() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0.02)
+            start = T0 + rng.randrange(400) * 1000
+            await series.delete_range(A, D, "t", "numeric", start, start + 30_000)
+
+    await asyncio.gather(writes(), reads(), deletes())
+    assert (await series.counters())["recent_reads"] > 0
+    await series.list(A, D, "t", "numeric")  # fills the tail again if a delete came last
+    for limit in (1, 10, 100):
+        before = (await series.counters())["recent_reads"]
+        from_memory = await series.list(A, D, "t", "numeric", limit=limit)
+        assert (await series.counters())["recent_reads"] == before + 1
+        from_clickhouse = await series.list(A, D, "t", "numeric", limit=1000)
+        assert from_memory == from_clickhouse[:limit]
+
+
+async def test_a_read_racing_a_delete_keeps_nothing_deleted(series: Remote) -> None:
+    stamps = [T0 + i * 1000 for i in range(300)]
+    await series.write(A, D, [("t", stamps, [float(i) for i in range(300)])])
+    for end in range(299, 200, -20):  # each time the newest 20 values go
+        await asyncio.gather(
+            series.delete_range(A, D, "t", "numeric", stamps[end - 19], stamps[end]),
+            series.list(A, D, "t", "numeric"),  # may read ClickHouse before the delete
+        )  # fmt: skip
+        newest = await series.list(A, D, "t", "numeric", limit=1)
+        assert newest == [[stamps[end - 20], float(end - 20)]]
+
+
 def python_buckets(points: list[tuple[int, float]], seconds: int) -> dict[int, list[float]]:
     buckets: dict[int, list[float]] = defaultdict(list)
     for t, v in points:
