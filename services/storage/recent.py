@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 from services.storage.batches import Batch
 
@@ -129,10 +130,6 @@ class RecentValues:
         for stream, stamps, values in batch.parts():
             tail = self._tails.get((batch.account_id, batch.device_id, stream, batch.kind))
             if tail is not None:
-                _add_all(tail, stamps.tolist(), values)
-
-
-def _add_all(tail: Tail, stamps: list[int], values: Iterable[Any]) -> None:
-    plain = values.tolist() if hasattr(values, "tolist") else values
-    for stamp, value in zip(stamps, plain, strict=True):
-        tail.add(stamp, value)
+                plain = values.tolist() if isinstance(values, np.ndarray) else values
+                for stamp, value in zip(stamps.tolist(), plain, strict=True):
+                    tail.add(stamp, value)
