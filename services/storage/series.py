@@ -402,28 +402,28 @@ class Series:
         until that works: a failure must not put the values back in the buffer, to be
         inserted twice. Given up only when closing; the WAL still holds the values then, and
         the next start aggregates their hours again."""
-        try:
+
+        async def insert() -> None:
             await self.db.insert_arrow("numeric_hourly", hours)
-            return
-        except Exception as exc:
-            self.counters.failed_hourly_inserts += 1
-            if self._closing:
-                raise
-            logger.warning("INSERT of hourly aggregates failed, aggregating again: %r", exc)
-        keys = set(zip(*(hours.column(name).to_pylist() for name in _HOUR_KEY), strict=True))
-        backoff = 0.1
+
+        async def aggregate_again() -> None:
+            keys = set(zip(*(hours.column(name).to_pylist() for name in _HOUR_KEY), strict=True))
+            async with self.queries.hourly.repairing():
+                await self.queries.hourly.aggregate_hours_again(keys)
+
+        attempt, backoff = insert, 0.1
         while True:
             try:
-                async with self.queries.hourly.repairing():
-                    await self.queries.hourly.aggregate_hours_again(keys)
+                await attempt()
                 return
             except Exception as exc:
                 self.counters.failed_hourly_inserts += 1
                 if self._closing:
                     raise
-                logger.warning("aggregating hours again failed, retrying: %r", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                logger.warning("hourly aggregates not stored, aggregating again: %r", exc)
+            attempt = aggregate_again
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     def _fail_waiters(self, exc: Exception) -> None:
         waiting, self._waiters = self._waiters, []
