@@ -13,7 +13,8 @@ compares all values over all time of each.
 Target (issue 3): values/s at least equal to InfluxDB's.
 The default 4,000 requests (4M values) a turn last long enough that the INSERTs into
 ClickHouse, and not only the write-ahead log, set the pace.
-Usage: python bench/ingest.py [--requests 4000] [--clients 16] [--rounds 3]
+The product runs as README.md sizes it for this load (see ingest_workers).
+Usage: python bench/ingest.py [--requests 4000] [--clients 16] [--rounds 3] [--http-workers N]
 """
 
 from __future__ import annotations
@@ -111,19 +112,28 @@ async def theirs(work: list[bytes], clients: int) -> float:
             return await drive(url, work, clients, {})
 
 
+def ingest_workers() -> int:
+    """The sizing README.md gives for batch ingest: one HTTP adapter process per core left
+    after the storage service's. Storage takes about a core at full ingest (its event loop
+    and ClickHouse's INSERTs); a worker on that core only adds contention: on 2 cores, 2
+    workers took ~20% more CPU per value than 1 and stored ~10% fewer values a second."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3,
                         help="turns of each, alternating (default 3)")  # fmt: skip
-    parser.add_argument("--http-workers", type=int, default=os.cpu_count() or 1,
-                        help="HTTP adapter processes (default: one per core)")  # fmt: skip
+    parser.add_argument("--http-workers", type=int, default=ingest_workers(),
+                        help="HTTP adapter processes (default: one per core beside storage's)")  # fmt: skip
     args = parser.parse_args()
     work = batches(args.requests)
     total = args.requests * STREAMS * PER_STREAM
     print(f"Batch ingest: {args.requests} requests x 1,000 values, {args.clients} concurrent "
-          f"clients, {args.rounds} alternating turns each")  # fmt: skip
+          f"clients, {args.rounds} alternating turns each; {os.cpu_count()} cores, "
+          f"{args.http_workers} HTTP adapter process(es)")  # fmt: skip
     our_turns, their_turns = [], []
     for turn in range(1, args.rounds + 1):
         our_turns.append(await ours([b for b, _ in work], args.clients, args.http_workers))
