@@ -117,6 +117,32 @@ async def test_a_lone_write_goes_at_once_and_later_ones_wait_for_a_free_call() -
     ]
 
 
+async def test_bulk_writes_take_a_second_call_slot_single_values_wait_for_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(value_writer, "BULK_VALUES", 3)
+    storage = Storage()
+    storage.hold.clear()
+    writer = ValueWriter(storage)  # the adapters' defaults
+    tasks = [asyncio.create_task(writer.write(CALLER, device(0), numbers(s=[1.0])))]
+    await asyncio.sleep(0.01)
+    tasks.append(asyncio.create_task(writer.write(CALLER, device(1), numbers(s=[1.0]))))
+    await asyncio.sleep(0.01)
+    assert len(storage.calls) == 1  # a single value waits for the call under way
+    # A bulk write joins it, and the two go in a second call at once.
+    tasks.append(asyncio.create_task(writer.write(CALLER, device(2), numbers(s=[1.0] * 3))))
+    await asyncio.sleep(0.01)
+    assert len(storage.calls) == 2
+    tasks.append(asyncio.create_task(writer.write(CALLER, device(3), numbers(s=[1.0] * 3))))
+    await asyncio.sleep(0.01)
+    assert len(storage.calls) == 2  # no third slot, bulk or not
+    storage.hold.set()
+    assert await asyncio.gather(*tasks) == [1, 1, 3, 3]
+    assert [[w.device.id for w in call.writes] for call in storage.calls] == [
+        [device(0).id], [device(1).id, device(2).id], [device(3).id],
+    ]  # fmt: skip
+
+
 async def test_a_call_carries_at_most_max_values_but_always_one_write(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
