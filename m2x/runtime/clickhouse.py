@@ -9,10 +9,12 @@ blocking calls run on that small pool, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import importlib.abc
 import io
 import logging
 import re
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
-from clickhouse_connect.driver import options
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.summary import QuerySummary
 
@@ -31,11 +32,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# We never hand clickhouse-connect a DataFrame nor ask it for one, but its first INSERT imports
-# pandas (installed for chdb) just to check for one: ~0.5 s of every service's start, and its
-# memory. Resolved as "pandas not installed", which clickhouse-connect supports.
-options.pd = None
-options.pd_time_test = None
+class _WithoutPandas(importlib.abc.MetaPathFinder):
+    """The services never use pandas (installed for chdb), but clickhouse-connect's first
+    INSERT imports it to check for a DataFrame and pyarrow's first array conversion to check
+    for pandas types: 0.4-1 s of import with the GIL held, which stalled the storage service's
+    first flush and every write behind it, and ~43 MiB per process. Both libraries work
+    without pandas installed, which this finder makes it look like (a None entry in
+    sys.modules does not: pyarrow's compiled import takes the None for the module)."""
+
+    def find_spec(self, name: str, path: object, target: object = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r} (not used here)", name=name)
+
+
+if "pandas" not in sys.modules:
+    sys.meta_path.insert(0, _WithoutPandas())
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _T = TypeVar("_T")

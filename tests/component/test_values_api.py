@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -741,3 +742,19 @@ async def test_out_of_range_parameters_are_never_a_server_error(stack: Stack) ->
         else:
             assert 400 <= status < 500 or status == 200, (method, suffix, status)
     assert not server_errors, "\n".join(server_errors)
+
+
+async def test_the_storage_process_never_loads_pandas(stack: Stack) -> None:
+    """Loading pandas (which chdb installs, and pyarrow and clickhouse-connect reach for at
+    their first conversion) stalled the first flush of values for up to a second; the
+    services declare it absent (m2x/runtime/clickhouse.py). Last in this module, after its
+    writes, reads, samplings and stats; then this test's own."""
+    master, base = await new_device(stack, t="numeric", s="alphanumeric")
+    await post_values(stack, master, f"{base}/streams/t/values", [(BASE_MS + i, i) for i in range(50)])  # fmt: skip
+    await post_values(stack, master, f"{base}/streams/s/values", [(BASE_MS, "on")])
+    for suffix in ("streams/t/values", "streams/t/stats", "streams/t/sampling?type=avg&interval=60",
+                   "streams/s/values", "values.msgpack"):  # fmt: skip
+        status, _, _ = await stack.request("GET", f"{base}/{suffix}", key=master)
+        assert status == 200, suffix
+    maps = await asyncio.to_thread(Path(f"/proc/{stack.storage.process.pid}/maps").read_text)
+    assert "/pandas/" not in maps
