@@ -175,9 +175,12 @@ class Series:
                 for batch in read_record(record, (NUMERIC, TEXT)):
                     if batch.kind == NUMERIC:
                         hours.update(batch.hours())
-                    self.rewritten |= self._rewrites(batch.account_id, batch.device_id, [batch])
+                    ascending = batch.ascending()
+                    self.rewritten |= self._rewrites(
+                        batch.account_id, batch.device_id, [(batch, ascending)]
+                    )
                     self._last_version = max(self._last_version, batch.last_version)
-                    self._observe(batch)
+                    self._observe(batch, ascending)
                     self._doubt(batch.kind, batch.first_version)
                     self._buffer.batches[batch.kind].append(batch)
                     self._buffer.rows += batch.rows
@@ -210,7 +213,10 @@ class Series:
             else Columns.from_parts(given, kind == NUMERIC)
             for kind, given in ((NUMERIC, numeric), (TEXT, text))
         }
-        fresh = self._rewrites(account_id, device_id, columns.values())
+        # Whether each stream's timestamps ascend, asked once for _rewrites and _observe.
+        ascending = {kind: given.ascending() for kind, given in columns.items()}
+        fresh = self._rewrites(account_id, device_id,
+                               [(given, ascending[kind]) for kind, given in columns.items()])  # fmt: skip
         if fresh:
             await self._persist_rewritten(fresh)
             self.rewritten |= fresh
@@ -230,7 +236,7 @@ class Series:
         for batch in batches.values():
             self._buffer.batches[batch.kind].append(batch)
             stored += batch.rows
-            self._observe(batch)
+            self._observe(batch, ascending[batch.kind])
         self._buffer.rows += stored
         self._buffered_devices[(account_id, device_id)] = self._last_version
         self._wake.set()
@@ -262,8 +268,8 @@ class Series:
             except TimeoutError:
                 raise Unavailable("storage is behind on writing values to its database") from None
 
-    def _observe(self, batch: Batch) -> None:
-        ascending = batch.ascending()
+    def _observe(self, batch: Batch, ascending: bool) -> None:
+        """Note the batch's newest and earliest values (`ascending`: batch.ascending())."""
         newest, earliest = batch.newest(ascending), batch.earliest(ascending)
         for (stream, stamp, value), first in zip(newest, earliest, strict=True):
             key = (batch.device_id, stream)
@@ -274,13 +280,13 @@ class Series:
                 self.earliest[key] = first
 
     def _rewrites(self, account_id: str, device_id: str,
-                  columns: Iterable[Columns]) -> set[StreamKey]:  # fmt: skip
-        """Streams that become `rewritten` with these values: a timestamp that may repeat."""
+                  columns: Iterable[tuple[Columns, bool]]) -> set[StreamKey]:  # fmt: skip
+        """Streams that become `rewritten` with these values (each with whether it is
+        ascending, which rules out a timestamp repeating within a stream)."""
         found = set()
-        for given in columns:
+        for given, ascending in columns:
             if not given.rows:
                 continue
-            ascending = given.ascending()  # then no timestamp repeats within a stream
             earliest = given.earliest(ascending)
             for index, stream in enumerate(given.streams):
                 key = (account_id, device_id, stream)
