@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
 class _WithoutPandas(importlib.abc.MetaPathFinder):
     """The services never use pandas (installed for chdb), but clickhouse-connect's first
     INSERT imports it to check for a DataFrame and pyarrow's first array conversion to check
