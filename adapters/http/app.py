@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
@@ -20,7 +19,7 @@ from adapters.api.routes import RouteTable
 from adapters.http.codec import JSON, decode_body, encode, response_format
 from adapters.http.config import HttpSettings
 from m2x.runtime.errors import DomainError
-from m2x.runtime.logs import request_id
+from m2x.runtime.logs import new_request_id, request_id
 from m2x.runtime.telemetry import tracing_enabled
 
 logger = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ async def _read_body(request: web.Request) -> bytes:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
-    request_id.set(request.headers.get("X-Request-Id") or os.urandom(16).hex())
+    request_id.set(request.headers.get("X-Request-Id") or new_request_id())
     response = await _answer(request)
     _latency.record((time.perf_counter() - started) * 1000, {"http.method": request.method})
     return response

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from opentelemetry import metrics, trace
 
 from adapters.api.api import Api
 from adapters.mqtt.envelope import Unanswerable, key_of, parse_request, response_payload
-from m2x.runtime.logs import request_id
+from m2x.runtime.logs import new_request_id, request_id
 from m2x.runtime.telemetry import tracing_enabled
 
 logger = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class Responder:
         except Unanswerable as exc:
             logger.info("request on %s dropped: %s", topic, exc)
             return None
-        request_id.set(uuid.uuid4().hex)
+        request_id.set(new_request_id())
         request = envelope.request
         if tracing_enabled():
             with _tracer.start_as_current_span(

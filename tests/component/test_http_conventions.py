@@ -340,3 +340,12 @@ async def test_status_needs_no_key(stack: Stack) -> None:
         assert status == 200, key
         assert body == {"api": "OK", "keys": "OK", "storage": "OK", "triggers": "OK"}
         assert headers["X-M2X-VERSION"]
+
+
+async def test_every_answer_carries_a_request_id(stack: Stack) -> None:
+    """The client's X-Request-Id is echoed; otherwise each request gets a fresh one."""
+    _, _, headers = await raw(stack, "GET", "/v2/status", headers={"X-Request-Id": "mine-42"})
+    assert headers["X-Request-Id"] == "mine-42"
+    fresh = [(await raw(stack, "GET", "/v2/status"))[2]["X-Request-Id"] for _ in range(20)]
+    assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in fresh)
+    assert len(set(fresh)) == len(fresh)
