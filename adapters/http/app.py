@@ -119,8 +119,15 @@ async def _answer(request: web.Request) -> web.Response:
     return _http_response(answer, body, content_type)
 
 
+# Bodies up to this size are compressed on the event loop (at most ~0.6 ms here). aiohttp
+# hands anything over 4 KiB to a thread pool, a hop that cost ~110-180 us of CPU and latency
+# per response against ~55 us for compressing a 100-value list (5.4 KB) in place.
+COMPRESS_INLINE_BYTES = 64 * 1024
+
+
 def _http_response(answer: ApiResponse, body: bytes, content_type: str) -> web.Response:
-    response = web.Response(status=answer.status, body=body if answer.status != 204 else None)
+    response = web.Response(status=answer.status, body=body if answer.status != 204 else None,
+                            zlib_executor_size=COMPRESS_INLINE_BYTES)  # fmt: skip
     headers = response.headers
     if content_type:
         headers["Content-Type"] = content_type

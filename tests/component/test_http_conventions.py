@@ -349,3 +349,28 @@ async def test_every_answer_carries_a_request_id(stack: Stack) -> None:
     fresh = [(await raw(stack, "GET", "/v2/status"))[2]["X-Request-Id"] for _ in range(20)]
     assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in fresh)
     assert len(set(fresh)) == len(fresh)
+
+
+async def test_large_answers_are_compressed_when_the_client_accepts_it(stack: Stack) -> None:
+    """gzip for bodies over ~1.4 KB when asked (both the in-place path up to 64 KiB and the
+    thread-pool one above), the same JSON as without; small answers stay plain."""
+    _, master = await stack.new_account()
+    _, device, _ = await stack.request("POST", "/v2/devices", key=master,
+                                       json={"name": "big", "visibility": "private"})  # fmt: skip
+    stream = f"/v2/devices/{device['id']}/streams/t"
+    await stack.request("PUT", stream, key=master, json={"type": "numeric"})
+    values = [{"timestamp": f"2024-01-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}.500Z",
+               "value": i * 1.25} for i in range(2000)]  # fmt: skip
+    status, _, _ = await stack.request("POST", f"{stream}/values", key=master, json={"values": values})  # fmt: skip
+    assert status == 202
+    for limit, size in ((100, "under 64 KiB"), (2000, "over 64 KiB")):
+        path = f"{stream}/values?limit={limit}"
+        status, plain, headers = await raw(stack, "GET", path, headers={"X-M2X-KEY": master, "Accept-Encoding": "identity"})  # fmt: skip
+        assert status == 200 and "Content-Encoding" not in headers
+        assert (len(plain) < 64 * 1024) == (limit == 100), size
+        status, body, headers = await raw(stack, "GET", path, headers={"X-M2X-KEY": master, "Accept-Encoding": "gzip"})  # fmt: skip
+        assert status == 200 and headers["Content-Encoding"] == "gzip", size
+        assert int(headers["Content-Length"]) < len(plain) / 3, size
+        assert json.loads(body) == json.loads(plain), size  # the client decompressed it
+    status, _, headers = await raw(stack, "GET", "/v2/status", headers={"Accept-Encoding": "gzip"})
+    assert status == 200 and "Content-Encoding" not in headers
