@@ -51,6 +51,10 @@ class UnsupportedMediaType(ApiError):
     status, title = 415, "Unsupported Media Type"
 
 
+class ExpectationFailed(ApiError):
+    status, title = 417, "Expectation Failed"
+
+
 class RateLimited(ApiError):
     status, title = 429, "Too Many Requests"
 

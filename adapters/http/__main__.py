@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
 
-from adapters.http.app import create_app
+from adapters.api.api import Limits
+from adapters.api.app import build_api
+from adapters.api.backends import open_services
+from adapters.http.app import HttpAdapter
 from adapters.http.config import HttpSettings
 from adapters.http.workers import Workers
 from m2x.runtime.component import run_component
@@ -18,24 +22,36 @@ logger = logging.getLogger(__name__)
 
 async def serve(settings: HttpSettings) -> None:
     stop = stop_event_on_signals()
+    async with open_services(
+        settings.keys_address, settings.storage_address, settings.rpc_timeout,
+        settings.principal_ttl, triggers_address=settings.triggers_address,
+    ) as services:  # fmt: skip
+        limits = Limits(
+            settings.rate_limit_ip, settings.rate_limit_key, settings.rate_limit_device_writes
+        )
+        adapter = HttpAdapter(settings, build_api(services, limits))
+        await _serve(settings, adapter.server(), stop)
+
+
+async def _serve(settings: HttpSettings, server: web.Server, stop: asyncio.Event) -> None:
+    """Serve until `stop`; requests under way get `shutdown_grace` seconds to finish."""
     host, _, port = settings.listen.rpartition(":")
-    runner = web.AppRunner(
-        create_app(settings), access_log=None, shutdown_timeout=settings.shutdown_grace,
-        handle_signals=False,
-    )  # fmt: skip
+    runner = web.ServerRunner(server, shutdown_timeout=settings.shutdown_grace)
     await runner.setup()
-    site = web.TCPSite(runner, host or "0.0.0.0", int(port), backlog=1024, reuse_address=True,
-                       reuse_port=settings.reuse_port or settings.workers > 1)  # fmt: skip
-    await site.start()
-    bound = runner.addresses[0][1]
-    workers = Workers(settings, f"{host}:{bound}")
-    await workers.start()
-    announce_ready("http", f"{host or '0.0.0.0'}:{bound}")
-    logger.info("HTTP adapter listening on %s:%d", host, bound)
-    await stop.wait()
-    logger.info("shutting down")
-    await workers.stop()
-    await runner.cleanup()
+    try:
+        site = web.TCPSite(runner, host or "0.0.0.0", int(port), backlog=1024,
+                           reuse_address=True, reuse_port=settings.reuse_port or settings.workers > 1)  # fmt: skip
+        await site.start()
+        bound = runner.addresses[0][1]
+        workers = Workers(settings, f"{host}:{bound}")
+        await workers.start()
+        announce_ready("http", f"{host or '0.0.0.0'}:{bound}")
+        logger.info("HTTP adapter listening on %s:%d", host, bound)
+        await stop.wait()
+        logger.info("shutting down")
+        await workers.stop()
+    finally:
+        await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:

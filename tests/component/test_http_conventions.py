@@ -290,6 +290,42 @@ async def test_bodies_over_the_size_limit_get_413(tmp_path: Path) -> None:
         assert body["name"] == "small"
 
 
+async def test_expect_100_continue_is_answered_before_the_body(stack: Stack) -> None:
+    """curl sends `Expect: 100-continue` with bodies over 1 KB and waits for the interim answer
+    before sending them; any other expectation is refused in the API's error format."""
+    _, master = await stack.new_account()
+    host, port = stack.url.removeprefix("http://").rsplit(":", 1)
+    body = json.dumps({"name": "expecting", "permissions": ["GET"]}).encode()
+
+    async def exchange(expect: str) -> tuple[bytes, asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        head = (f"POST /v2/keys HTTP/1.1\r\nHost: {host}\r\nX-M2X-KEY: {master}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"Expect: {expect}\r\nConnection: close\r\n\r\n")  # fmt: skip
+        writer.write(head.encode())
+        await writer.drain()
+        # No body sent yet: the server must speak first.
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        return interim, reader, writer
+
+    interim, reader, writer = await exchange("100-continue")
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(body)
+    final = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    head, _, payload = final.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201 "), final
+    assert json.loads(payload)["name"] == "expecting"
+
+    answer, reader, writer = await exchange("something-else")
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 417 "), answer
+    rest = await asyncio.wait_for(reader.read(), 5)
+    assert json.loads(rest)["message"] == "Expectation Failed"
+    _, listing, _ = await stack.request("GET", "/v2/keys", key=master)
+    assert [k["name"] for k in listing["keys"] if k["name"] == "expecting"] == ["expecting"]
+
+
 async def test_time_routes_tell_the_server_clock(stack: Stack) -> None:
     before = now_ms()
     status, seconds, headers = await stack.request("GET", "/v2/time/seconds")
