@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # see below
 
 from services.storage.hourly import HOUR_MS
 from services.storage.value_queries import NUMERIC, StoredRow
@@ -24,6 +25,8 @@ from services.storage.value_queries import NUMERIC, StoredRow
 Part = tuple[str, Sequence[int] | np.ndarray, Sequence[Any] | np.ndarray]
 
 _TS = pa.timestamp("ms", tz="UTC")
+# pyarrow imports its compute module with the first array of a time zone's timestamps (~150 ms
+# with the GIL held): imported above, at start, and not in the first flush, stalling writes.
 
 
 @dataclass(slots=True)  # not frozen: its __init__ would cost a few µs more per write
@@ -83,6 +86,8 @@ class Columns:
 
     def earliest(self, ascending: bool) -> list[int]:
         """The smallest timestamp of each stream (`ascending`: as `self.ascending()` says)."""
+        if len(self.counts) == 1:  # one stream: the most common write
+            return [int(self.stamps[0] if ascending else self.stamps.min())]
         starts = self.starts()
         if ascending:
             return self.stamps[starts].tolist()  # type: ignore[no-any-return]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,10 +20,10 @@ from services.storage.commands_feed import CommandsFeed
 from services.storage.devices import Devices
 from services.storage.exports import Exports
 from services.storage.locations import Locations
-from services.storage.model import Device
+from services.storage.model import Device, Location
 from services.storage.request_log import RequestLog
 from services.storage.state import State
-from services.storage.streams import Streams
+from services.storage.streams import Incoming, Streams
 from services.storage.value_feed import ValueFeed, WatcherLagged
 
 logger = logging.getLogger(__name__)
@@ -178,26 +177,43 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         request: pb.WriteValuesBatchRequest,
         context: UnaryContext[pb.WriteValuesBatchRequest, pb.WriteValuesBatchResponse],
     ) -> pb.WriteValuesBatchResponse:
-        outcomes = await asyncio.gather(
-            *(self._write(write) for write in request.writes), return_exceptions=True
-        )
-        results = []
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, DomainError):
-                    logger.error("write in a batch failed", exc_info=outcome)
-                    outcome = DomainError("internal error")
-                results.append(pb.WriteValuesResult(error=to_status(outcome)))
-            else:
-                results.append(pb.WriteValuesResult(stored=outcome))
-        return pb.WriteValuesBatchResponse(results=results)
+        # Every write is checked on its own and answered on its own; the valid ones are
+        # stored together (Streams.write_many), not by a task each.
+        outcomes: list[int | DomainError] = [0] * len(request.writes)
+        accepted: list[int] = []
+        writes = []
+        for index, write in enumerate(request.writes):
+            try:
+                writes.append(self._write_of(write))
+                accepted.append(index)
+            except DomainError as exc:
+                outcomes[index] = exc
+            except Exception:
+                logger.exception("a write in a batch failed")
+                outcomes[index] = DomainError("internal error")
+        try:
+            for index, outcome in zip(accepted, await self.streams.write_many(writes), strict=True):
+                outcomes[index] = outcome
+        except Exception as exc:
+            logger.error("a batch of writes failed", exc_info=exc)
+            for index in accepted:
+                outcomes[index] = DomainError("internal error")
+        return pb.WriteValuesBatchResponse(results=[
+            pb.WriteValuesResult(error=to_status(outcome)) if isinstance(outcome, DomainError)
+            else pb.WriteValuesResult(stored=outcome)
+            for outcome in outcomes
+        ])  # fmt: skip
 
     async def _write(self, request: pb.WriteValuesRequest) -> int:
+        return await self.streams.write(*self._write_of(request))
+
+    def _write_of(self, request: pb.WriteValuesRequest) -> tuple[Caller, Device, Incoming, Location | None]:  # fmt: skip
+        """The write a request asks for, as Streams takes it; DomainError if it may not."""
         caller, device = self._device(request)
         location = (
             convert.location_from_pb(request.location) if request.HasField("location") else None
         )
-        return await self.streams.write(caller, device, convert.incoming(request.values), location)
+        return caller, device, convert.incoming(request.values), location
 
     async def ListValues(
         self,

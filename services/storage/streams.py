@@ -5,11 +5,12 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from m2x.runtime.errors import NotFound, ValidationFailed
+from m2x.runtime.errors import DomainError, NotFound, ValidationFailed
 from services.storage.access import Caller, check_stream
 from services.storage.batches import Columns, Part
 from services.storage.model import (
@@ -25,6 +26,7 @@ from services.storage.model import (
     validate_location,
     validate_stream,
 )
+from services.storage.series import Write
 from services.storage.state import State
 
 SAMPLE_TYPES = ("nth", "min", "max", "count", "avg", "sum", "stddev")
@@ -91,6 +93,50 @@ class Streams:
     async def write(self, caller: Caller, device: Device, incoming: Incoming,
                     location: Location | None) -> int:  # fmt: skip
         """Store values of several streams (and a location); returns once durable."""
+        (outcome,) = await self.write_many([(caller, device, incoming, location)])
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    async def write_many(
+        self, writes: Sequence[tuple[Caller, Device, Incoming, Location | None]]
+    ) -> builtins.list[int | DomainError]:
+        """Store several writes (each as `write`); returns, once all are durable, what each
+        stored or the error that refused it. The valid ones go to Series together."""
+        outcomes: builtins.list[int | DomainError] = [0] * len(writes)
+        checked: builtins.list[tuple[int, Device, Location | None, int | None]] = []
+        values: builtins.list[Write] = []
+        for index, (caller, device, incoming, location) in enumerate(writes):
+            try:
+                numeric, text, high = self._checked(caller, device, incoming, location)
+            except DomainError as exc:
+                outcomes[index] = exc
+                continue
+            checked.append((index, device, location, high))
+            values.append((device.account_id, device.id, numeric, text))
+        if not checked:
+            return outcomes
+        try:
+            stored = await self.state.series.write_many(values)
+        except DomainError as exc:
+            for index, *_ in checked:
+                outcomes[index] = exc
+            return outcomes
+        for (index, device, location, high), count in zip(checked, stored, strict=True):
+            if location is not None:
+                await self.store.add_waypoint(device.account_id, device.id, location)
+                self.state.place(device.id, location)
+                self.state.touch(device.id, location.timestamp_ms)
+            if high is not None:
+                self.state.touch(device.id, high)
+            outcomes[index] = count
+        return outcomes
+
+    def _checked(self, caller: Caller, device: Device, incoming: Incoming,
+                 location: Location | None) -> tuple[Columns | builtins.list[Part], builtins.list[Part], int | None]:  # fmt: skip
+        """The write's (numeric, text) values as Series takes them and its newest timestamp
+        (None without values); ValidationFailed naming every stream (and the location) that
+        is wrong."""
         known = self.store.streams_of(device.id)
         stamps = incoming.stamps
         low, high = bounds(stamps) if len(stamps) else (0, 0)
@@ -133,22 +179,12 @@ class Streams:
             errors["location"] = problem
         if errors:
             raise ValidationFailed(errors)
-        stored = 0
-        if numeric or text:
-            if len(numeric) == len(incoming.streams) and not any(incoming.texts):
-                # The common write: numbers for numeric streams, sent on as they came.
-                columns = Columns(tuple(incoming.streams), tuple(incoming.counts), stamps,
-                                  incoming.numbers)  # fmt: skip
-                stored = await self.state.series.write(device.account_id, device.id, columns)
-            else:
-                stored = await self.state.series.write(device.account_id, device.id, numeric, text)
-        if location is not None:
-            await self.store.add_waypoint(device.account_id, device.id, location)
-            self.state.place(device.id, location)
-            self.state.touch(device.id, location.timestamp_ms)
-        if len(stamps):
-            self.state.touch(device.id, high)
-        return stored
+        if numeric and len(numeric) == len(incoming.streams) and not any(incoming.texts):
+            # The common write: numbers for numeric streams, sent on as they came.
+            columns = Columns(tuple(incoming.streams), tuple(incoming.counts), stamps,
+                              incoming.numbers)  # fmt: skip
+            return columns, [], high
+        return numeric, text, high if len(stamps) else None
 
     # reads
     def _numeric(self, caller: Caller, device: Device, name: str) -> Stream:

@@ -245,6 +245,22 @@ async def test_same_timestamp_keeps_the_later_write(series: Remote) -> None:
     assert (await series.stats(A, D, "t"))["count"] == 2
 
 
+async def test_writes_stored_together_act_as_separate_writes_in_order(series: Remote) -> None:
+    """write_many (the writes of one WriteValuesBatch call, one WAL append for all): a later
+    write at a timestamp replaces an earlier one of the same call, as between calls."""
+    stored = await series.write_many([
+        [A, D, [["t", [T0, T0 + 1], [1.0, 2.0]]], []],
+        [A, D, [], []],
+        [A, D, [["t", [T0], [10.0]]], [["x", [T0], ["text"]]]],
+        [B, D, [["t", [T0], [5.0]]], []],
+    ])  # fmt: skip
+    assert stored == [2, 0, 2, 1]
+    assert await series.list(A, D, "t", "numeric") == [[T0 + 1, 2.0], [T0, 10.0]]
+    assert await series.list(A, D, "x", "alphanumeric") == [[T0, "text"]]
+    assert await series.list(B, D, "t", "numeric") == [[T0, 5.0]]
+    assert (await series.stats(A, D, "t"))["count"] == 2
+
+
 async def test_deletes_remove_only_what_they_name(series: Remote) -> None:
     stamps = [T0 + i * 1000 for i in range(6)]
     await series.write(A, D, [("t", stamps, [0, 1, 2, 3, 4, 5]), ("u", stamps[:2], [7, 8])],

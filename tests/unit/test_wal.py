@@ -16,7 +16,7 @@ def test_records_come_back_in_order_from_every_segment(tmp_path: Path) -> None:
     assert wal.open() == []
     wal.append(["a", 1, [1.5, 2.5]])
     wal.seal()
-    wal.append(["b", 2, ["text"]])
+    wal.append(["b", 2, ["text"]], ["c", 3, [4.5]])  # several records, one write
     wal.close()
 
     again = WriteAheadLog(tmp_path / "wal")
@@ -24,6 +24,7 @@ def test_records_come_back_in_order_from_every_segment(tmp_path: Path) -> None:
     assert [record for number in left for record in again.read(number)] == [
         ["a", 1, [1.5, 2.5]],
         ["b", 2, ["text"]],
+        ["c", 3, [4.5]],
     ]
     # The reopened log appends to a new segment; retiring drops the old ones, not it.
     again.append(["c", 3, []])
