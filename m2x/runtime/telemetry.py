@@ -79,7 +79,8 @@ def setup_telemetry(component: str) -> Telemetry:
             span_exporter = OTLPSpanExporter()
         provider.add_span_processor(BatchSpanProcessor(span_exporter))
         trace.set_tracer_provider(provider)
-        state.tracing = True
+        global _tracing
+        _tracing = state.tracing = True
         state._shutdowns.append(provider.shutdown)
 
     if metrics_exporter != "none":
@@ -106,8 +107,12 @@ def setup_telemetry(component: str) -> Telemetry:
     return state
 
 
+_tracing = False  # set once setup_telemetry installed a tracer provider
+
+
 def tracing_enabled() -> bool:
-    """True once a real tracer provider is installed (lets hot paths skip span work)."""
-    return not isinstance(
-        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
-    )
+    """True once setup_telemetry installed a tracer provider (lets hot paths skip span work).
+
+    A flag, not a look at trace.get_tracer_provider(): that reads os.environ on every call,
+    and gRPC interceptors ask on every call."""
+    return _tracing
