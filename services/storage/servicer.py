@@ -179,30 +179,28 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     ) -> pb.WriteValuesBatchResponse:
         # Every write is checked on its own and answered on its own; the valid ones are
         # stored together (Streams.write_many), not by a task each.
-        outcomes: list[int | DomainError] = [0] * len(request.writes)
+        outcomes: list[int | Exception] = [0] * len(request.writes)
         accepted: list[int] = []
         writes = []
         for index, write in enumerate(request.writes):
             try:
                 writes.append(self._write_of(write))
                 accepted.append(index)
-            except DomainError as exc:
+            except Exception as exc:
                 outcomes[index] = exc
-            except Exception:
-                logger.exception("a write in a batch failed")
-                outcomes[index] = DomainError("internal error")
-        try:
+        if writes:
             for index, outcome in zip(accepted, await self.streams.write_many(writes), strict=True):
                 outcomes[index] = outcome
-        except Exception as exc:
-            logger.error("a batch of writes failed", exc_info=exc)
-            for index in accepted:
-                outcomes[index] = DomainError("internal error")
-        return pb.WriteValuesBatchResponse(results=[
-            pb.WriteValuesResult(error=to_status(outcome)) if isinstance(outcome, DomainError)
-            else pb.WriteValuesResult(stored=outcome)
-            for outcome in outcomes
-        ])  # fmt: skip
+        results = []
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                if not isinstance(outcome, DomainError):
+                    logger.error("write in a batch failed", exc_info=outcome)
+                    outcome = DomainError("internal error")
+                results.append(pb.WriteValuesResult(error=to_status(outcome)))
+            else:
+                results.append(pb.WriteValuesResult(stored=outcome))
+        return pb.WriteValuesBatchResponse(results=results)
 
     async def _write(self, request: pb.WriteValuesRequest) -> int:
         return await self.streams.write(*self._write_of(request))

@@ -94,16 +94,16 @@ class Streams:
                     location: Location | None) -> int:  # fmt: skip
         """Store values of several streams (and a location); returns once durable."""
         (outcome,) = await self.write_many([(caller, device, incoming, location)])
-        if isinstance(outcome, DomainError):
+        if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
     async def write_many(
         self, writes: Sequence[tuple[Caller, Device, Incoming, Location | None]]
-    ) -> builtins.list[int | DomainError]:
+    ) -> builtins.list[int | Exception]:
         """Store several writes (each as `write`); returns, once all are durable, what each
-        stored or the error that refused it. The valid ones go to Series together."""
-        outcomes: builtins.list[int | DomainError] = [0] * len(writes)
+        stored or the error that refused or failed it. The valid ones go to Series together."""
+        outcomes: builtins.list[int | Exception] = [0] * len(writes)
         checked: builtins.list[tuple[int, Device, Location | None, int | None]] = []
         values: builtins.list[Write] = []
         for index, (caller, device, incoming, location) in enumerate(writes):
@@ -118,18 +118,22 @@ class Streams:
             return outcomes
         try:
             stored = await self.state.series.write_many(values)
-        except DomainError as exc:
+        except Exception as exc:
             for index, *_ in checked:
                 outcomes[index] = exc
             return outcomes
         for (index, device, location, high), count in zip(checked, stored, strict=True):
-            if location is not None:
-                await self.store.add_waypoint(device.account_id, device.id, location)
-                self.state.place(device.id, location)
-                self.state.touch(device.id, location.timestamp_ms)
             if high is not None:
                 self.state.touch(device.id, high)
             outcomes[index] = count
+            if location is not None:
+                try:
+                    await self.store.add_waypoint(device.account_id, device.id, location)
+                except Exception as exc:  # the values are stored; the location is not
+                    outcomes[index] = exc
+                    continue
+                self.state.place(device.id, location)
+                self.state.touch(device.id, location.timestamp_ms)
         return outcomes
 
     def _checked(self, caller: Caller, device: Device, incoming: Incoming,
