@@ -69,8 +69,8 @@ def _client_ip(request: web.BaseRequest, settings: HttpSettings) -> str:
 
 
 async def _continue(request: web.BaseRequest, expect: str) -> None:
-    """Answer `Expect: 100-continue` before the body is read (curl sends it with bodies over
-    1 KB and otherwise waits a second for it); any other expectation is refused (RFC 9110)."""
+    """Answer `Expect: 100-continue` before the body is read (curl, for one, sends it with
+    large bodies and waits a second for the answer); other expectations are refused (RFC 9110)."""
     if request.version != HttpVersion11:
         return  # HTTP/1.0 has no interim answers: the client sends its body anyway
     if expect.lower() != "100-continue":

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from m2x.runtime.errors import DomainError, NotFound, ValidationFailed
+from m2x.runtime.errors import NotFound, ValidationFailed
 from services.storage.access import Caller, check_stream
 from services.storage.batches import Columns, Part
 from services.storage.model import (
@@ -109,7 +109,7 @@ class Streams:
         for index, (caller, device, incoming, location) in enumerate(writes):
             try:
                 numeric, text, high = self._checked(caller, device, incoming, location)
-            except DomainError as exc:
+            except Exception as exc:  # refused (a DomainError), or failed only this write
                 outcomes[index] = exc
                 continue
             checked.append((index, device, location, high))

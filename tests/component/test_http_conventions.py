@@ -291,8 +291,8 @@ async def test_bodies_over_the_size_limit_get_413(tmp_path: Path) -> None:
 
 
 async def test_expect_100_continue_is_answered_before_the_body(stack: Stack) -> None:
-    """curl sends `Expect: 100-continue` with bodies over 1 KB and waits for the interim answer
-    before sending them; any other expectation is refused in the API's error format."""
+    """Clients that send `Expect: 100-continue` (curl with large bodies) wait for the interim
+    answer before sending the body; other expectations are refused in the API's error format."""
     _, master = await stack.new_account()
     host, port = stack.url.removeprefix("http://").rsplit(":", 1)
     body = json.dumps({"name": "expecting", "permissions": ["GET"]}).encode()
