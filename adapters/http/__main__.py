@@ -7,9 +7,7 @@ import logging
 
 from aiohttp import web
 
-from adapters.api.api import Limits
-from adapters.api.app import build_api
-from adapters.api.backends import open_services
+from adapters.api.app import open_api
 from adapters.http.app import HttpAdapter
 from adapters.http.config import HttpSettings
 from adapters.http.workers import Workers
@@ -22,15 +20,8 @@ logger = logging.getLogger(__name__)
 
 async def serve(settings: HttpSettings) -> None:
     stop = stop_event_on_signals()
-    async with open_services(
-        settings.keys_address, settings.storage_address, settings.rpc_timeout,
-        settings.principal_ttl, triggers_address=settings.triggers_address,
-    ) as services:  # fmt: skip
-        limits = Limits(
-            settings.rate_limit_ip, settings.rate_limit_key, settings.rate_limit_device_writes
-        )
-        adapter = HttpAdapter(settings, build_api(services, limits))
-        await _serve(settings, adapter.server(), stop)
+    async with open_api(settings) as api:
+        await _serve(settings, HttpAdapter(settings, api).server(), stop)
 
 
 async def _serve(settings: HttpSettings, server: web.Server, stop: asyncio.Event) -> None:

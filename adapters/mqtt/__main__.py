@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.api.api import Limits
-from adapters.api.app import build_api
-from adapters.api.backends import open_services
+from adapters.api.app import open_api
 from adapters.mqtt.app import MqttAdapter
 from adapters.mqtt.config import MqttSettings, broker_endpoint
 from m2x.runtime.component import run_component
@@ -13,15 +11,8 @@ from m2x.runtime.grpc_server import stop_event_on_signals
 
 async def serve(settings: MqttSettings) -> None:
     stop = stop_event_on_signals()
-    async with open_services(
-        settings.keys_address, settings.storage_address, settings.rpc_timeout,
-        settings.principal_ttl, triggers_address=settings.triggers_address,
-    ) as services:  # fmt: skip
-        limits = Limits(
-            settings.rate_limit_ip, settings.rate_limit_key, settings.rate_limit_device_writes
-        )
-        api = build_api(services, limits)
-        await MqttAdapter(settings, api, services, broker_endpoint(settings)).run(stop)
+    async with open_api(settings) as api:
+        await MqttAdapter(settings, api, api.services, broker_endpoint(settings)).run(stop)
 
 
 def main(argv: list[str] | None = None) -> int:
